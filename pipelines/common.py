@@ -1,0 +1,45 @@
+"""What every tier shares: the device and precision, seeding, and prompt length checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Device:
+    torch_device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.torch_device.type == "cuda"
+
+
+def pick_device() -> Device:
+    """Half precision on a GPU, fp32 on a CPU (CPU kernels for fp16 are slow or missing)."""
+    if torch.cuda.is_available():
+        return Device(torch.device("cuda"), torch.float16)
+    return Device(torch.device("cpu"), torch.float32)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU generator: diffusers draws the initial noise on it and moves it to the device, so the
+    same seed gives the same starting noise on any GPU model or on the CPU."""
+    return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def log_prompt_truncation(tokenizer, text: str, field_name: str) -> None:
+    """CLIP reads `model_max_length` tokens (77, with start and end); tell the user what was cut."""
+    if not text:
+        return
+    limit = tokenizer.model_max_length
+    ids = tokenizer(text, truncation=False, add_special_tokens=True).input_ids
+    if len(ids) > limit:
+        kept = tokenizer.decode(ids[1 : limit - 1], skip_special_tokens=True)
+        print(
+            f"Note: {field_name} is {len(ids)} tokens; CLIP reads the first {limit}, so the text "
+            f"after {kept[-40:]!r} was not used.",
+            flush=True,
+        )

@@ -1,0 +1,111 @@
+"""The Cog model: one typed entry point for every tier.
+
+Inputs are declared once in `pipelines/inputs.py`; this file turns them into Cog's signature,
+checks a request, hands it to its tier and writes the video. Every model is loaded in `setup()`;
+nothing in `run()` loads weights or rebuilds a model.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path as LocalPath
+from typing import Optional
+
+from cog import BaseRunner, Input, Path
+
+from pipelines.common import pick_device
+from pipelines.inputs import INPUTS, VideoRequest, resolve_request
+from pipelines.progress import Progress
+from pipelines.tier2 import TextToVideo
+from pipelines.video import to_uint8, write_video
+from weights import require_weights, tiny_weights_info, weights_dir
+
+
+def _input(name: str):
+    return Input(**INPUTS[name].cog_kwargs())
+
+
+class Runner(BaseRunner):
+    def setup(self) -> None:
+        started = time.monotonic()
+        directory = weights_dir()
+        self.tiny_weights = tiny_weights_info(directory) is not None
+        if self.tiny_weights:
+            print(f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.", flush=True)
+        require_weights(directory, tier=2)
+        self.device = pick_device()
+        self.tiers = {2: TextToVideo.load(directory, self.device)}
+        self._previous_output: LocalPath | None = None
+        print(
+            f"Loaded tier 2 from {directory} on {self.device.torch_device} ({self.device.dtype}) "
+            f"in {time.monotonic() - started:.1f}s",
+            flush=True,
+        )
+
+    def run(
+        self,
+        tier: int = _input("tier"),
+        prompt: str = _input("prompt"),
+        negative_prompt: str = _input("negative_prompt"),
+        num_frames: Optional[int] = _input("num_frames"),
+        width: Optional[int] = _input("width"),
+        height: Optional[int] = _input("height"),
+        fps: Optional[int] = _input("fps"),
+        num_inference_steps: Optional[int] = _input("num_inference_steps"),
+        guidance_scale: Optional[float] = _input("guidance_scale"),
+        seed: Optional[int] = _input("seed"),
+        output_format: str = _input("output_format"),
+    ) -> Path:
+        request = resolve_request(
+            dict(
+                tier=tier,
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                num_frames=num_frames,
+                width=width,
+                height=height,
+                fps=fps,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                seed=seed,
+                output_format=output_format,
+            )
+        )
+        if request.tier not in self.tiers:
+            raise ValueError(f"tier {request.tier} is not available yet; use tier 2")
+        self._remove_previous_output()
+        self._log_request(request)
+
+        pipeline = self.tiers[request.tier]
+        progress = Progress(pipeline.progress_units(request) + request.num_frames)
+        frames = to_uint8(pipeline.generate(request, progress))
+
+        output_dir = LocalPath(tempfile.mkdtemp(prefix="video-"))
+        self._previous_output = output_dir
+        video = write_video(
+            frames,
+            output_dir / f"video.{request.output_format}",
+            fps=request.fps,
+            output_format=request.output_format,
+            on_frame=lambda: progress.advance("encoding"),
+        )
+        return Path(video)
+
+    def _log_request(self, request: VideoRequest) -> None:
+        origin = "random" if request.seed_was_random else "given"
+        print(f"Seed: {request.seed} ({origin}; pass seed={request.seed} to reproduce this video)", flush=True)
+        print(
+            f"Tier {request.tier}: {request.num_frames} frames at {request.width}×{request.height}, "
+            f"{request.fps} fps, {request.num_inference_steps} steps, guidance {request.guidance_scale}",
+            flush=True,
+        )
+        if self.tiny_weights:
+            print("WARNING: running on TINY RANDOM test weights; the video is noise.", flush=True)
+
+    def _remove_previous_output(self) -> None:
+        # Cog has sent the previous prediction's file by now; keep the disk from filling up.
+        if self._previous_output is not None:
+            shutil.rmtree(self._previous_output, ignore_errors=True)
+            self._previous_output = None

@@ -1,0 +1,84 @@
+"""The input contract: tier defaults, and the exact error each bad input gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.inputs import INPUTS, MAX_SEED, InputError, resolve_request
+
+
+def test_tier2_defaults_fill_what_the_caller_left_out():
+    request = resolve_request({"prompt": "a fox", "seed": 7})
+    assert (request.tier, request.num_frames, request.width, request.height, request.fps,
+            request.num_inference_steps, request.guidance_scale, request.output_format) == (
+        2, 16, 512, 512, 8, 25, 7.5, "mp4")
+    assert request.seed == 7 and not request.seed_was_random
+
+
+def test_tier3_defaults():
+    request = resolve_request({"tier": 3, "prompt": "a fox", "seed": 7})
+    assert (request.num_frames, request.width, request.height, request.fps) == (25, 1024, 576, 6)
+
+
+def test_missing_seed_draws_a_full_32_bit_seed():
+    seeds = {resolve_request({"prompt": "a fox"}).seed for _ in range(200)}
+    assert all(0 <= seed <= MAX_SEED for seed in seeds)
+    assert max(seeds) > 2**16  # not a 16-bit seed
+    assert resolve_request({"prompt": "a fox"}).seed_was_random
+
+
+def test_seed_limits_are_inclusive():
+    assert resolve_request({"prompt": "x", "seed": 0}).seed == 0
+    assert resolve_request({"prompt": "x", "seed": MAX_SEED}).seed == MAX_SEED
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("tier", 1, "tier must be one of 2, 3; got 1 (int)"),
+        ("tier", "2", "tier must be one of 2, 3; got '2' (str)"),
+        ("tier", True, "tier must be one of 2, 3; got True (bool)"),
+        ("prompt", "   ", "prompt must describe the clip for tier 2; got an empty prompt"),
+        ("prompt", 42, "prompt must be text; got 42 (int)"),
+        ("prompt", "x" * 4001, "prompt must be at most 4000 characters; got 4001"),
+        ("negative_prompt", ["a"], "negative_prompt must be text; got ['a'] (list)"),
+        ("num_frames", 40, "num_frames must be from 8 to 32 for tier 2; got 40"),
+        ("num_frames", 7, "num_frames must be from 8 to 32 for tier 2; got 7"),
+        ("num_frames", 16.0, "num_frames must be an integer from 8 to 32 for tier 2; got 16.0 (float)"),
+        ("num_frames", "16", "num_frames must be an integer from 8 to 32 for tier 2; got '16' (str)"),
+        ("width", 500, "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest allowed: 496 or 504"),
+        ("width", 2048, "width must be from 64 to 1024 for tier 2; got 2048"),
+        ("height", 0, "height must be from 64 to 1024 for tier 2; got 0"),
+        ("height", -512, "height must be from 64 to 1024 for tier 2; got -512"),
+        ("fps", 0, "fps must be from 1 to 30; got 0"),
+        ("fps", 61, "fps must be from 1 to 30; got 61"),
+        ("num_inference_steps", 0, "num_inference_steps must be from 1 to 100; got 0"),
+        ("num_inference_steps", 1000, "num_inference_steps must be from 1 to 100; got 1000"),
+        ("guidance_scale", 0.5, "guidance_scale must be from 1.0 to 20.0; got 0.5"),
+        ("guidance_scale", float("nan"), "guidance_scale must be a number from 1.0 to 20.0; got nan (float)"),
+        ("guidance_scale", "high", "guidance_scale must be a number from 1.0 to 20.0; got 'high' (str)"),
+        ("seed", -1, f"seed must be from 0 to {MAX_SEED}; got -1"),
+        ("seed", 2**32, f"seed must be from 0 to {MAX_SEED}; got {2**32}"),
+        ("seed", 1.5, f"seed must be an integer from 0 to {MAX_SEED}; got 1.5 (float)"),
+        ("output_format", "avi", "output_format must be one of 'mp4', 'gif', 'webm'; got 'avi' (str)"),
+        ("bogus", 1, "unknown input 'bogus'; the inputs are: tier, prompt, negative_prompt"),
+    ],
+)
+def test_bad_input_names_field_value_and_what_is_allowed(field, value, message):
+    inputs = {"prompt": "a fox", field: value}
+    with pytest.raises(InputError) as error:
+        resolve_request(inputs)
+    assert str(error.value).startswith(message), str(error.value)
+
+
+def test_integral_float_guidance_and_int_guidance_are_accepted():
+    assert resolve_request({"prompt": "x", "guidance_scale": 5}).guidance_scale == 5.0
+
+
+def test_every_input_has_a_description_and_declared_limits():
+    for name, spec in INPUTS.items():
+        assert spec.description, name
+        if spec.type in (int, float) and name != "tier":
+            assert spec.ge is not None and spec.le is not None, name
+        cog = spec.cog_kwargs()
+        assert cog["description"] == spec.description

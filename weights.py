@@ -1,0 +1,114 @@
+"""Where every weight set lives on disk and whether it is all there.
+
+One manifest (`WEIGHT_SETS`) names each set the model uses: the Hub repository it comes from, the
+files the model needs from it (fp16 safetensors variants where the repo publishes them, nothing
+else), and the folder under the weights directory that holds them. The loading code in
+`pipelines/` reads from these folders with diffusers' `from_pretrained`, whether they hold the real
+weights or the tiny random ones that `scripts/make_tiny_weights.py` writes in the same layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# The environment variable that points the model at a weights directory (real or tiny).
+WEIGHTS_DIR_ENV = "WEIGHTS_DIR"
+# Where a container built by `cog build` finds the weights when WEIGHTS_DIR is not set.
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# Written by scripts/make_tiny_weights.py, so a run on random weights can never pass for a real one.
+TINY_MARKER = "TINY_RANDOM_WEIGHTS.json"
+
+# The SD 1.5 pipeline folders AnimateDiff reads; tokenizer files as the real repo ships them.
+_SD_TOKENIZER = (
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+)
+
+
+@dataclass(frozen=True)
+class WeightSet:
+    """One model repository, as much of it as the model needs."""
+
+    folder: str  # under the weights directory
+    repo: str  # Hugging Face Hub repository it comes from
+    variant: str | None  # diffusers' `variant=` for the .fp16.safetensors files, None if unsplit
+    files: tuple[str, ...]  # paths inside the folder that must all be present
+    tier: int
+
+    def path(self, weights_dir: Path) -> Path:
+        return weights_dir / self.folder
+
+
+WEIGHT_SETS: dict[str, WeightSet] = {
+    "sd15": WeightSet(
+        folder="stable-diffusion-v1-5",
+        repo="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        variant="fp16",
+        files=(
+            "model_index.json",
+            "scheduler/scheduler_config.json",
+            "text_encoder/config.json",
+            "text_encoder/model.fp16.safetensors",
+            *_SD_TOKENIZER,
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.fp16.safetensors",
+        ),
+        tier=2,
+    ),
+    "animatediff": WeightSet(
+        folder="animatediff-motion-adapter-v1-5-3",
+        repo="guoyww/animatediff-motion-adapter-v1-5-3",
+        # The adapter repo publishes one safetensors file (already half precision), no variants.
+        variant=None,
+        files=("config.json", "diffusion_pytorch_model.safetensors"),
+        tier=2,
+    ),
+}
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing or unusable; the message says which file and what to do."""
+
+
+def weights_dir() -> Path:
+    """The weights directory this process uses: $WEIGHTS_DIR, else ./weights next to this file."""
+    configured = os.environ.get(WEIGHTS_DIR_ENV)
+    return Path(configured).expanduser().resolve() if configured else DEFAULT_WEIGHTS_DIR
+
+
+def missing_files(weights_dir: Path, tier: int | None = None) -> list[Path]:
+    """Every required file of the sets for `tier` (all tiers if None) that is not on disk."""
+    return [
+        weight_set.path(weights_dir) / name
+        for weight_set in WEIGHT_SETS.values()
+        if tier is None or weight_set.tier == tier
+        for name in weight_set.files
+        if not (weight_set.path(weights_dir) / name).is_file()
+    ]
+
+
+def require_weights(weights_dir: Path, tier: int) -> None:
+    """Fail with an actionable message unless every file the tier needs is present."""
+    missing = missing_files(weights_dir, tier)
+    if missing:
+        shown = "\n  ".join(str(path) for path in missing[:10])
+        more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise WeightsError(
+            f"Tier {tier} weights are incomplete in {weights_dir} ({len(missing)} files missing):\n  "
+            f"{shown}{more}\n"
+            f"Set {WEIGHTS_DIR_ENV} to a complete weights directory, or write tiny random test "
+            f"weights with `python scripts/make_tiny_weights.py DIR` and set {WEIGHTS_DIR_ENV}=DIR."
+        )
+
+
+def tiny_weights_info(weights_dir: Path) -> dict | None:
+    """The tiny-weights marker's contents when `weights_dir` holds random test weights, else None."""
+    marker = weights_dir / TINY_MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
