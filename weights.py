@@ -70,6 +70,49 @@ WEIGHT_SETS: dict[str, WeightSet] = {
         files=("config.json", "diffusion_pytorch_model.safetensors"),
         tier=2,
     ),
+    "sdxl": WeightSet(
+        folder="stable-diffusion-xl-base-1.0",
+        repo="stabilityai/stable-diffusion-xl-base-1.0",
+        variant="fp16",
+        # No vae/: SDXL's own VAE produces NaNs (black frames) in fp16; "sdxl_vae" replaces it.
+        files=(
+            "model_index.json",
+            "scheduler/scheduler_config.json",
+            "text_encoder/config.json",
+            "text_encoder/model.fp16.safetensors",
+            "text_encoder_2/config.json",
+            "text_encoder_2/model.fp16.safetensors",
+            *_SD_TOKENIZER,
+            *(name.replace("tokenizer/", "tokenizer_2/") for name in _SD_TOKENIZER),
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+        ),
+        tier=3,
+    ),
+    "sdxl_vae": WeightSet(
+        folder="sdxl-vae-fp16-fix",
+        repo="madebyollin/sdxl-vae-fp16-fix",
+        variant=None,
+        files=("config.json", "diffusion_pytorch_model.safetensors"),
+        tier=3,
+    ),
+    "svd": WeightSet(
+        folder="stable-video-diffusion-img2vid-xt-1-1",
+        repo="stabilityai/stable-video-diffusion-img2vid-xt-1-1",
+        variant="fp16",
+        files=(
+            "model_index.json",
+            "feature_extractor/preprocessor_config.json",
+            "image_encoder/config.json",
+            "image_encoder/model.fp16.safetensors",
+            "scheduler/scheduler_config.json",
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.fp16.safetensors",
+        ),
+        tier=3,
+    ),
 }
 
 
