@@ -13,14 +13,19 @@ import time
 from pathlib import Path as LocalPath
 from typing import Optional
 
+import torch
 from cog import BaseRunner, Input, Path
 
-from pipelines.common import pick_device
+from pipelines.common import free_memory, gpu_is_healthy, pick_device
 from pipelines.inputs import INPUTS, VideoRequest, resolve_request
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
 from pipelines.video import to_uint8, write_video
 from weights import require_weights, tiny_weights_info, weights_dir
+
+
+class GenerationError(RuntimeError):
+    """A prediction that could not finish; the message says what to change."""
 
 
 def _input(name: str):
@@ -78,20 +83,40 @@ class Runner(BaseRunner):
         self._remove_previous_output()
         self._log_request(request)
 
+        output_dir = LocalPath(tempfile.mkdtemp(prefix="video-"))
+        try:
+            video = self._make_video(request, output_dir / f"video.{request.output_format}")
+        except BaseException:
+            # Failed or cancelled (Cog's CancelationException is a BaseException, re-raised
+            # untouched): leave no file behind and give the memory back before the next request.
+            shutil.rmtree(output_dir, ignore_errors=True)
+            free_memory(self.device)
+            raise
+        self._previous_output = output_dir
+        return Path(video)
+
+    def healthcheck(self) -> bool:
+        """Cog's /health-check asks this: a broken GPU context reports UNHEALTHY instead of failing
+        every prediction."""
+        return gpu_is_healthy(self.device)
+
+    def _make_video(self, request: VideoRequest, path: LocalPath) -> LocalPath:
         pipeline = self.tiers[request.tier]
         progress = Progress(pipeline.progress_units(request) + request.num_frames)
-        frames = to_uint8(pipeline.generate(request, progress))
-
-        output_dir = LocalPath(tempfile.mkdtemp(prefix="video-"))
-        self._previous_output = output_dir
-        video = write_video(
+        try:
+            frames = to_uint8(pipeline.generate(request, progress))
+        except torch.OutOfMemoryError as error:
+            raise GenerationError(
+                f"out of GPU memory at {request.num_frames} frames {request.width}×{request.height} "
+                f"(tier {request.tier}): lower num_frames or the size"
+            ) from error
+        return write_video(
             frames,
-            output_dir / f"video.{request.output_format}",
+            path,
             fps=request.fps,
             output_format=request.output_format,
             on_frame=lambda: progress.advance("encoding"),
         )
-        return Path(video)
 
     def _log_request(self, request: VideoRequest) -> None:
         origin = "random" if request.seed_was_random else "given"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 import torch
@@ -43,3 +44,24 @@ def log_prompt_truncation(tokenizer, text: str, field_name: str) -> None:
             f"after {kept[-40:]!r} was not used.",
             flush=True,
         )
+
+
+def free_memory(device: Device) -> None:
+    """Return cached activations to the driver after a failed or cancelled prediction, so the next
+    one starts from the same memory level as the first."""
+    gc.collect()
+    if device.is_gpu:
+        torch.cuda.empty_cache()
+
+
+def gpu_is_healthy(device: Device) -> bool:
+    """A tiny kernel and a sync: after a fatal CUDA error (an illegal memory access, say) every
+    later call fails, and this says so instead of letting every request fail."""
+    if not device.is_gpu:
+        return True
+    try:
+        probe = torch.ones(8, device=device.torch_device)
+        torch.cuda.synchronize(device.torch_device)
+        return float(probe.sum().item()) == 8.0
+    except RuntimeError:
+        return False

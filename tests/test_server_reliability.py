@@ -1,0 +1,101 @@
+"""Cancel, capacity, an unreachable webhook and a killed worker, through Cog's real server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+from cog_server import CogServer, free_port
+
+# Long enough on tiny weights (about 3 s on two cores) to act while it runs.
+LONG = dict(prompt="a slow sunrise over the sea", width=64, height=64, num_frames=16,
+            num_inference_steps=100, seed=3)
+QUICK = dict(LONG, num_frames=8, num_inference_steps=1)
+CANCEL_BOUND_S = 5  # cancellation lands between denoising steps, well under a second on a GPU
+
+
+def start_async(server, webhook_url, inputs=LONG) -> str:
+    prediction_id = f"test-{uuid.uuid4().hex[:12]}"
+    response = requests.put(
+        f"{server.url}/predictions/{prediction_id}",
+        json={"input": inputs, "webhook": webhook_url,
+              "webhook_events_filter": ["start", "logs", "completed"]},
+        headers={"Prefer": "respond-async"}, timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    return prediction_id
+
+
+def wait_for_log(webhook, text: str, timeout: float = 60) -> list[dict]:
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen.append(webhook.events.get(timeout=timeout))
+        if text in (seen[-1].get("logs") or ""):
+            return seen
+    raise TimeoutError(f"{text!r} not in the logs")
+
+
+def test_busy_server_answers_at_capacity_and_cancel_ends_the_prediction(server, webhook):
+    prediction_id = start_async(server, webhook.url)
+    wait_for_log(webhook, "denoising")
+
+    assert server.health()["status"] == "BUSY"
+    second = requests.post(f"{server.url}/predictions", json={"input": QUICK}, timeout=30)
+    assert second.status_code == 409
+    assert "At capacity" in second.json()["error"]
+
+    asked = time.monotonic()
+    assert requests.post(f"{server.url}/predictions/{prediction_id}/cancel", timeout=10).status_code == 200
+    final = webhook.wait_for_terminal(timeout=30)[-1]
+    assert final["status"] == "canceled"
+    assert time.monotonic() - asked < CANCEL_BOUND_S
+    assert not final.get("output")
+
+    server.wait_until_ready(timeout=10)
+    assert server.predict(QUICK)["status"] == "succeeded"
+
+
+def test_cancel_of_an_unknown_prediction_is_404(server):
+    assert requests.post(f"{server.url}/predictions/no-such-id/cancel", timeout=10).status_code == 404
+
+
+def test_unreachable_webhook_does_not_stall_or_lose_the_prediction(server):
+    dead_url = f"http://127.0.0.1:{free_port()}/webhook"  # nothing listens there
+    start_async(server, dead_url, QUICK)
+    server.wait_until_ready(timeout=60)  # finished, despite every webhook failing
+    assert server.predict(QUICK)["status"] == "succeeded"
+
+
+@pytest.fixture
+def own_server(tiny_weights_dir, tmp_path):
+    cog = CogServer(tiny_weights_dir, tmp_path / "server.log")
+    cog.wait_until_ready()
+    yield cog
+    cog.stop()
+
+
+def test_killed_worker_fails_the_prediction_and_reports_unhealthy(own_server, webhook):
+    """What coglet 0.23 does when its worker dies (kill -9, or the kernel's OOM killer): the running
+    prediction fails at once, and the server stays UNHEALTHY, refusing new work with 409, until the
+    container is restarted. It does not start a new worker itself."""
+    start_async(own_server, webhook.url)
+    wait_for_log(webhook, "denoising")
+    workers = subprocess.run(["ps", "-o", "pid=", "--ppid", str(own_server.process.pid)],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert len(workers) == 1
+    os.kill(int(workers[0]), signal.SIGKILL)
+
+    final = webhook.wait_for_terminal(timeout=30)[-1]
+    assert final["status"] == "failed"
+    assert "Worker crashed" in final["error"]
+    time.sleep(1)
+    assert own_server.health()["status"] == "UNHEALTHY"
+    refused = requests.post(f"{own_server.url}/predictions", json={"input": QUICK}, timeout=30)
+    assert refused.status_code == 409
+    assert own_server.process.poll() is None  # the HTTP server itself is still up
