@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 from cog import BaseRunner, Input, Path
 
-from pipelines.common import free_memory, gpu_is_healthy, pick_device
+from pipelines.common import free_memory, gpu_is_healthy, pick_device, release_freed_heap
 from pipelines.inputs import INPUTS, VideoRequest, resolve_request
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
@@ -92,6 +92,8 @@ class Runner(BaseRunner):
             shutil.rmtree(output_dir, ignore_errors=True)
             free_memory(self.device)
             raise
+        finally:
+            release_freed_heap()
         self._previous_output = output_dir
         return Path(video)
 

@@ -71,7 +71,8 @@ def test_async_prediction_reports_start_logs_and_completion_by_webhook(server, w
     prediction_id = f"test-{uuid.uuid4().hex[:12]}"
     response = requests.put(
         f"{server.url}/predictions/{prediction_id}",
-        json={"input": SMALL, "webhook": webhook.url,
+        # Long enough (a few seconds) for coglet's throttled log webhooks to fire mid-prediction.
+        json={"input": {**SMALL, "num_inference_steps": 60}, "webhook": webhook.url,
               "webhook_events_filter": ["start", "logs", "output", "completed"]},
         headers={"Prefer": "respond-async"},
         timeout=30,

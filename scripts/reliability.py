@@ -1,0 +1,155 @@
+"""Run every fault and abuse check against Cog's real server on tiny weights; write a report.
+
+    python scripts/reliability.py                 # the checks (the same tests CI runs) -> docs/RELIABILITY.md
+    python scripts/reliability.py --soak 50       # ... plus 50 mixed predictions in a row
+
+The checks are the test files below, run with pytest; the report counts the cases of each check
+and their outcome. The soak sends mixed predictions (formats, sizes, bad inputs) to one server and
+records the worker's resident memory and each prediction's latency, to show neither grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ElementTree
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from cog_server import CogServer  # noqa: E402
+from make_tiny_weights import make_tiny_weights  # noqa: E402
+
+CHECKS = [
+    "tests/test_server.py",
+    "tests/test_server_reliability.py",
+    "tests/test_faults.py",
+    "tests/test_fuzz.py",
+    "tests/test_inputs.py",
+]
+# The soak's mix: good requests of every format and a few sizes, and bad ones in between.
+SOAK_MIX = [
+    dict(prompt="a tram in the rain", width=64, height=64, num_frames=8, num_inference_steps=2),
+    dict(prompt="a cat on a piano", width=128, height=64, num_frames=16, num_inference_steps=2, output_format="gif"),
+    dict(prompt="waves at night", width=64, height=96, num_frames=8, num_inference_steps=3, output_format="webm"),
+    dict(prompt="", width=64, height=64),
+    dict(prompt="a balloon", width=65, height=64),
+    dict(prompt="a balloon " * 50, width=64, height=64, num_frames=12, num_inference_steps=1, seed=None),
+]
+
+
+def run_checks(junit_path: Path) -> list[tuple[str, int, int, str]]:
+    """(check, cases, passed, file) for every test function, parametrized cases counted together."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_path}", *CHECKS],
+        cwd=REPO, env=env, check=False,
+    )
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for case in ElementTree.parse(junit_path).iter("testcase"):
+        name = case.get("name").split("[")[0]
+        key = (case.get("classname").rsplit(".", 1)[-1], name)
+        counts[key][0] += 1
+        if not any(child.tag in ("failure", "error", "skipped") for child in case):
+            counts[key][1] += 1
+    return [(name, total, passed, module) for (module, name), (total, passed) in sorted(counts.items())]
+
+
+def worker_rss_mib(server: CogServer) -> float:
+    worker = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.process.pid)],
+                            capture_output=True, text=True, check=True).stdout.split()[0]
+    for line in Path(f"/proc/{worker}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS for the worker")
+
+
+def soak(count: int, weights_dir: Path, log_dir: Path) -> dict:
+    server = CogServer(weights_dir, log_dir / "soak-server.log")
+    try:
+        server.wait_until_ready()
+        server.predict(SOAK_MIX[0])  # warm-up: first-call allocations are not growth
+        rss = [worker_rss_mib(server)]
+        latencies: dict[int, list[float]] = defaultdict(list)
+        outcomes: dict[str, int] = defaultdict(int)
+        for i in range(count):
+            kind = i % len(SOAK_MIX)
+            started = time.monotonic()
+            result = server.predict(SOAK_MIX[kind])
+            latencies[kind].append(time.monotonic() - started)
+            outcomes[result["status"]] += 1
+            server.wait_until_ready(timeout=10)
+            rss.append(worker_rss_mib(server))
+    finally:
+        server.stop()
+    # Latency growth: the last run of each kind of request against its first.
+    growth = [kinds[-1] / kinds[0] for kinds in latencies.values() if len(kinds) > 1 and kinds[0] > 0]
+    return dict(count=count, outcomes=dict(outcomes), rss_start=rss[0], rss_end=rss[-1], rss_max=max(rss),
+                latency_ratio=statistics.median(growth) if growth else float("nan"))
+
+
+def write_report(path: Path, checks, soak_result) -> None:
+    import cog
+    import torch
+
+    lines = [
+        "# Reliability report",
+        "",
+        f"Written by `python scripts/reliability.py{' --soak ' + str(soak_result['count']) if soak_result else ''}`"
+        f" on {datetime.date.today().isoformat()}, {platform.node()} ({platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"cog {cog.__version__}), against Cog's real HTTP server on tiny random weights, CPU.",
+        "",
+        "| check | file | cases | passed |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {name} | {module} | {total} | {passed} |" for name, total, passed, module in checks]
+    total = sum(row[1] for row in checks)
+    passed = sum(row[2] for row in checks)
+    lines += ["", f"{passed} of {total} cases passed.", ""]
+    if soak_result:
+        lines += [
+            f"## Soak: {soak_result['count']} mixed predictions in a row on one server",
+            "",
+            f"- outcomes: {soak_result['outcomes']}",
+            f"- worker resident memory: {soak_result['rss_start']:.0f} MiB after warm-up, "
+            f"{soak_result['rss_end']:.0f} MiB at the end, {soak_result['rss_max']:.0f} MiB at most",
+            f"- latency, last against first run of each kind of request (median): "
+            f"{soak_result['latency_ratio']:.2f}×",
+            "",
+        ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--soak", type=int, default=0, help="mixed predictions in a row (0: no soak)")
+    parser.add_argument("--skip-checks", action="store_true", help="only the soak")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "RELIABILITY.md")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        checks = [] if args.skip_checks else run_checks(scratch / "junit.xml")
+        soak_result = None
+        if args.soak:
+            make_tiny_weights(scratch / "weights")
+            soak_result = soak(args.soak, scratch / "weights", scratch)
+    write_report(args.out, checks, soak_result)
+    print(args.out.read_text())
+    failed = sum(total - passed for _, total, passed, _ in checks)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
