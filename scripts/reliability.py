@@ -77,7 +77,9 @@ def soak(count: int, weights_dir: Path, log_dir: Path) -> dict:
     server = CogServer(weights_dir, log_dir / "soak-server.log")
     try:
         server.wait_until_ready()
-        server.predict(SOAK_MIX[0])  # warm-up: first-call allocations are not growth
+        for inputs in SOAK_MIX:  # warm-up: each request shape's first allocations are not growth
+            server.predict(inputs)
+            server.wait_until_ready(timeout=10)
         rss = [worker_rss_mib(server)]
         latencies: dict[int, list[float]] = defaultdict(list)
         outcomes: dict[str, int] = defaultdict(int)
@@ -94,6 +96,7 @@ def soak(count: int, weights_dir: Path, log_dir: Path) -> dict:
     # Latency growth: the last run of each kind of request against its first.
     growth = [kinds[-1] / kinds[0] for kinds in latencies.values() if len(kinds) > 1 and kinds[0] > 0]
     return dict(count=count, outcomes=dict(outcomes), rss_start=rss[0], rss_end=rss[-1], rss_max=max(rss),
+                rss_every_10=[round(value) for value in rss[::10]],
                 latency_ratio=statistics.median(growth) if growth else float("nan"))
 
 
@@ -121,8 +124,10 @@ def write_report(path: Path, checks, soak_result) -> None:
             f"## Soak: {soak_result['count']} mixed predictions in a row on one server",
             "",
             f"- outcomes: {soak_result['outcomes']}",
-            f"- worker resident memory: {soak_result['rss_start']:.0f} MiB after warm-up, "
+            f"- worker resident memory: {soak_result['rss_start']:.0f} MiB after warm-up (one request of "
+            f"each kind), "
             f"{soak_result['rss_end']:.0f} MiB at the end, {soak_result['rss_max']:.0f} MiB at most",
+            f"- worker resident memory every 10 predictions (MiB): {soak_result['rss_every_10']}",
             f"- latency, last against first run of each kind of request (median): "
             f"{soak_result['latency_ratio']:.2f}×",
             "",

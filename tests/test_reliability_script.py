@@ -19,6 +19,6 @@ def test_soak_report_has_outcomes_memory_and_latency(tmp_path):
     assert "## Soak: 12 mixed predictions" in text
     outcomes = ast.literal_eval(re.search(r"outcomes: (\{.*\})", text).group(1))
     assert outcomes == {"succeeded": 8, "failed": 4}  # two bad requests in every six
-    start, end, peak = map(float, re.search(r"(\d+) MiB after warm-up, (\d+) MiB at the end, (\d+) MiB", text).groups())
+    start, end, peak = map(float, re.search(r"(\d+) MiB after warm-up \(one request of each kind\), (\d+) MiB at the end, (\d+) MiB", text).groups())
     assert 0 < start <= peak and 0 < end <= peak
     assert re.search(r"first run of each kind of request \(median\): \d+\.\d\d×", text)
