@@ -20,6 +20,7 @@ from pipelines.common import free_memory, gpu_is_healthy, pick_device, release_f
 from pipelines.inputs import INPUTS, VideoRequest, resolve_request
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
+from pipelines.tier3 import KeyframeToVideo
 from pipelines.video import to_uint8, write_video
 from weights import require_weights, tiny_weights_info, weights_dir
 
@@ -40,11 +41,17 @@ class Runner(BaseRunner):
         if self.tiny_weights:
             print(f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.", flush=True)
         require_weights(directory, tier=2)
+        require_weights(directory, tier=3)
         self.device = pick_device()
-        self.tiers = {2: TextToVideo.load(directory, self.device)}
+        text_to_video = TextToVideo.load(directory, self.device)
+        self.tiers = {
+            2: text_to_video,
+            # Tier 2's CLIP ViT-L text encoder also serves SDXL when its weights are identical.
+            3: KeyframeToVideo.load(directory, self.device, clip_l=text_to_video.pipeline.text_encoder),
+        }
         self._previous_output: LocalPath | None = None
         print(
-            f"Loaded tier 2 from {directory} on {self.device.torch_device} ({self.device.dtype}) "
+            f"Loaded tiers 2 and 3 from {directory} on {self.device.torch_device} ({self.device.dtype}) "
             f"in {time.monotonic() - started:.1f}s",
             flush=True,
         )
@@ -62,6 +69,9 @@ class Runner(BaseRunner):
         guidance_scale: Optional[float] = _input("guidance_scale"),
         seed: Optional[int] = _input("seed"),
         output_format: str = _input("output_format"),
+        image: Optional[Path] = _input("image"),
+        motion_bucket_id: int = _input("motion_bucket_id"),
+        noise_aug_strength: float = _input("noise_aug_strength"),
     ) -> Path:
         request = resolve_request(
             dict(
@@ -76,10 +86,11 @@ class Runner(BaseRunner):
                 guidance_scale=guidance_scale,
                 seed=seed,
                 output_format=output_format,
+                image=image,
+                motion_bucket_id=motion_bucket_id,
+                noise_aug_strength=noise_aug_strength,
             )
         )
-        if request.tier not in self.tiers:
-            raise ValueError(f"tier {request.tier} is not available yet; use tier 2")
         self._remove_previous_output()
         self._log_request(request)
 
@@ -128,6 +139,13 @@ class Runner(BaseRunner):
             f"{request.fps} fps, {request.num_inference_steps} steps, guidance {request.guidance_scale}",
             flush=True,
         )
+        if request.tier == 3:
+            start = "the caller's image" if request.image is not None else "an SDXL keyframe"
+            print(
+                f"Animating {start} with motion_bucket_id {request.motion_bucket_id}, "
+                f"noise_aug_strength {request.noise_aug_strength}",
+                flush=True,
+            )
         if self.tiny_weights:
             print("WARNING: running on TINY RANDOM test weights; the video is noise.", flush=True)
 

@@ -118,6 +118,24 @@ INPUTS: dict[str, InputSpec] = {
         le=MAX_SEED,
     ),
     "output_format": InputSpec(str, "Video container.", default="mp4", choices=OUTPUT_FORMATS),
+    "image": InputSpec(
+        str,
+        "Tier 3 only: the first frame to animate (http(s) URL, data URI or file; PNG, JPEG, WebP...). "
+        "With it no keyframe is rendered and the prompt may be empty. It is scaled to cover "
+        "width×height and the centre is cropped, so other aspect ratios lose their edges, never "
+        "get stretched; transparency is composited on white; EXIF rotation is applied.",
+    ),
+    "motion_bucket_id": InputSpec(
+        int, "Tier 3: how much SVD moves the scene (1–255; SVD 1.1 was tuned at 127).", default=127, ge=1, le=255
+    ),
+    "noise_aug_strength": InputSpec(
+        float,
+        "Tier 3: noise added to the start frame before animating; more lets SVD depart further from "
+        "it (0–1; default 0.02).",
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+    ),
 }
 
 
@@ -136,6 +154,9 @@ class VideoRequest:
     guidance_scale: float
     seed: int
     output_format: str
+    motion_bucket_id: int = 127
+    noise_aug_strength: float = 0.02
+    image: Any = None  # as sent (URL, data URI or cog.Path); pipelines.images reads it
     seed_was_random: bool = field(default=False, compare=False)
 
 
@@ -205,9 +226,18 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         value = raw.get(name)
         return defaults[name] if value is None else value
 
+    def given_or_default(name: str) -> Any:
+        value = raw.get(name)
+        return INPUTS[name].default if value is None else value
+
     prompt = _check_text("prompt", raw.get("prompt"))
+    image = raw.get("image") or None
+    if image is not None and tier == 2:
+        raise InputError("image is only used by tier 3 (SVD animates it); leave it empty for tier 2")
     if not prompt.strip() and tier == 2:
         raise InputError("prompt must describe the clip for tier 2; got an empty prompt")
+    if not prompt.strip() and image is None:
+        raise InputError("prompt must describe the keyframe for tier 3 when no image is given; got an empty prompt")
 
     seed = raw.get("seed")
     seed_was_random = seed is None
@@ -238,5 +268,14 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         output_format=_check_choice(
             "output_format", raw.get("output_format") or spec["output_format"].default, OUTPUT_FORMATS
         ),
+        motion_bucket_id=_check_int(
+            "motion_bucket_id", given_or_default("motion_bucket_id"), int(spec["motion_bucket_id"].ge),
+            int(spec["motion_bucket_id"].le),
+        ),
+        noise_aug_strength=_check_float(
+            "noise_aug_strength", given_or_default("noise_aug_strength"), spec["noise_aug_strength"].ge,
+            spec["noise_aug_strength"].le,
+        ),
+        image=image,
         seed_was_random=seed_was_random,
     )

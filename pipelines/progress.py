@@ -27,3 +27,12 @@ class Progress:
             self.done, self.total, time.monotonic() - self._started, postfix=stage, ncols=None
         )
         print(line, file=self._stream, flush=True)
+
+    def step_callback(self, stage: str):
+        """A diffusers `callback_on_step_end` that advances the bar once per denoising step."""
+
+        def on_step_end(_pipeline, _step, _timestep, callback_kwargs):
+            self.advance(stage)
+            return callback_kwargs
+
+        return on_step_end

@@ -76,10 +76,6 @@ class TextToVideo:
         log_prompt_truncation(pipeline.tokenizer, request.negative_prompt, "negative_prompt")
 
         # 2. Denoise: diffusers' loop, stopped before decoding so decoding can report progress.
-        def on_step_end(_pipeline, _step, _timestep, callback_kwargs):
-            progress.advance("denoising")
-            return callback_kwargs
-
         latents = pipeline(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt or None,
@@ -90,7 +86,7 @@ class TextToVideo:
             guidance_scale=request.guidance_scale,
             generator=seeded_generator(request.seed),
             output_type="latent",
-            callback_on_step_end=on_step_end,
+            callback_on_step_end=progress.step_callback("denoising"),
         ).frames
 
         # 3. Decode in chunks of frames, the way the pipeline itself would, with progress per chunk.

@@ -78,6 +78,9 @@ class CogServer:
         raise TimeoutError(f"Cog server not READY after {timeout}s (last: {status}); see {self.log_path}")
 
     def predict(self, inputs: dict, timeout: float = 600) -> dict:
+        # coglet frees its slot just after answering: a client that sends the next request at once
+        # can get 409 At capacity. Wait for READY first, as a polite client would.
+        self.wait_until_ready(timeout=30)
         response = requests.post(f"{self.url}/predictions", json={"input": inputs}, timeout=timeout)
         response.raise_for_status()
         return response.json()

@@ -123,6 +123,7 @@ def tiny_vae(cls=None, **overrides):
             up_block_types=("UpDecoderBlock2D",) * 4,
         )
     config.update(overrides)
+    config = {key: value for key, value in config.items() if value is not None}
     return _seeded(lambda: cls(**config))
 
 
@@ -171,11 +172,124 @@ def make_sd15(weights_dir: Path) -> None:
         requires_safety_checker=False,
     )
     pipeline.to(torch.float16).save_pretrained(folder, variant="fp16", safe_serialization=True)
-    # save_pretrained rewrites the tokenizer in transformers' own format; put back the real layout.
-    for extra in (folder / "tokenizer").iterdir():
-        if extra.name not in {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"}:
-            extra.unlink()
-    write_clip_tokenizer(folder / "tokenizer")
+    _restore_tokenizer_layout(folder, ("tokenizer",))
+
+
+def make_sdxl(weights_dir: Path) -> None:
+    """SDXL base: two text encoders and tokenizers, the text_time-conditioned UNet, Euler."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTokenizer
+
+    folder = WEIGHT_SETS["sdxl"].path(weights_dir)
+    vocab_size = write_clip_tokenizer(folder / "tokenizer")
+    write_clip_tokenizer(folder / "tokenizer_2")
+    unet = _seeded(
+        lambda: UNet2DConditionModel(
+            block_out_channels=UNET_CHANNELS,
+            layers_per_block=1,
+            norm_num_groups=NORM_GROUPS,
+            sample_size=64,
+            down_block_types=("DownBlock2D",) * 3 + ("CrossAttnDownBlock2D",),
+            up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * 3,
+            # Both encoders' hidden states side by side, as in SDXL (768 + 1280 there).
+            cross_attention_dim=2 * TEXT_HIDDEN,
+            attention_head_dim=8,
+            use_linear_projection=True,
+            # SDXL's micro-conditioning: pooled text embedding + 6 size/crop numbers.
+            addition_embed_type="text_time",
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=TEXT_HIDDEN + 6 * 8,
+        )
+    )
+    # The real repo's scheduler config.
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="leading",
+    )
+    pipeline = StableDiffusionXLPipeline(
+        vae=tiny_vae(scaling_factor=0.13025),  # not saved: the fp16-fix VAE replaces it
+        # SDXL's first encoder is the same OpenAI CLIP ViT-L as SD 1.5's: same weights here too.
+        text_encoder=tiny_text_encoder(vocab_size),
+        text_encoder_2=tiny_text_encoder(vocab_size, projection=True),
+        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+        tokenizer_2=CLIPTokenizer.from_pretrained(folder / "tokenizer_2"),
+        unet=unet,
+        scheduler=scheduler,
+    )
+    pipeline.to(torch.float16).save_pretrained(folder, variant="fp16", safe_serialization=True)
+    _restore_tokenizer_layout(folder, ("tokenizer", "tokenizer_2"))
+    # The fp16-fix VAE is a separate repo; the base repo's own vae/ is not part of our download.
+    import shutil
+
+    shutil.rmtree(folder / "vae")
+    tiny_vae(scaling_factor=0.13025, force_upcast=False).to(torch.float16).save_pretrained(
+        WEIGHT_SETS["sdxl_vae"].path(weights_dir), safe_serialization=True
+    )
+
+
+def make_svd(weights_dir: Path) -> None:
+    """SVD-XT 1.1: spatio-temporal UNet, temporal-decoder VAE, CLIP vision encoder, Euler (Karras)."""
+    from diffusers import (
+        AutoencoderKLTemporalDecoder,
+        EulerDiscreteScheduler,
+        StableVideoDiffusionPipeline,
+        UNetSpatioTemporalConditionModel,
+    )
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    # The temporal decoder hard-codes 32 norm groups, so its channel counts are multiples of 32.
+    vae = tiny_vae(AutoencoderKLTemporalDecoder, block_out_channels=(32, 32, 32, 32),
+                   down_block_types=("DownEncoderBlock2D",) * 4, norm_num_groups=None)
+    unet = _seeded(
+        lambda: UNetSpatioTemporalConditionModel(
+            block_out_channels=(32, 32, 32, 32),
+            layers_per_block=1,
+            sample_size=64,
+            in_channels=8,  # noisy latents + the conditioning image's latents
+            out_channels=4,
+            down_block_types=("DownBlockSpatioTemporal",) * 3 + ("CrossAttnDownBlockSpatioTemporal",),
+            up_block_types=("CrossAttnUpBlockSpatioTemporal",) + ("UpBlockSpatioTemporal",) * 3,
+            cross_attention_dim=TEXT_HIDDEN,
+            num_attention_heads=2,
+            # fps, motion_bucket_id and noise_aug_strength, each embedded in 8 numbers.
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=3 * 8,
+            num_frames=25,
+        )
+    )
+    # SVD resizes the conditioning image to 224×224 for its CLIP encoder, so the tiny encoder must
+    # accept 224 (the 32 of diffusers' own tests only works when tensors are passed in).
+    image_encoder = _seeded(
+        lambda: CLIPVisionModelWithProjection(
+            CLIPVisionConfig(hidden_size=TEXT_HIDDEN, projection_dim=TEXT_HIDDEN, num_hidden_layers=2,
+                             num_attention_heads=4, intermediate_size=37, image_size=224, patch_size=14)
+        )
+    )
+    # The real repo's scheduler config (v-prediction, continuous timesteps, Karras sigmas).
+    scheduler = EulerDiscreteScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, interpolation_type="linear",
+        num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
+        steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True,
+    )
+    pipeline = StableVideoDiffusionPipeline(
+        vae=vae, image_encoder=image_encoder, unet=unet, scheduler=scheduler,
+        feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+    )
+    pipeline.to(torch.float16).save_pretrained(
+        WEIGHT_SETS["svd"].path(weights_dir), variant="fp16", safe_serialization=True
+    )
+
+
+def _restore_tokenizer_layout(folder: Path, subfolders) -> None:
+    """save_pretrained rewrites tokenizers in transformers' own format; put back the real layout."""
+    for subfolder in subfolders:
+        for extra in (folder / subfolder).iterdir():
+            if extra.name not in {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"}:
+                extra.unlink()
+        write_clip_tokenizer(folder / subfolder)
 
 
 def make_animatediff_adapter(weights_dir: Path) -> None:
@@ -202,6 +316,8 @@ def make_tiny_weights(weights_dir: Path) -> None:
     weights_dir.mkdir(parents=True, exist_ok=True)
     make_sd15(weights_dir)
     make_animatediff_adapter(weights_dir)
+    make_sdxl(weights_dir)
+    make_svd(weights_dir)
     (weights_dir / TINY_MARKER).write_text(
         json.dumps({"tiny_random_weights": True, "seed": SEED, "sets": sorted(WEIGHT_SETS)}, indent=2)
     )

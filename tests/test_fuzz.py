@@ -29,6 +29,9 @@ CHEAP_VALID = {
     "guidance_scale": st.floats(1.0, 20.0),
     "seed": st.one_of(st.none(), st.sampled_from([0, 2**32 - 1]), st.integers(0, 2**32 - 1)),
     "output_format": st.sampled_from(["mp4", "gif", "webm"]),
+    "image": st.none(),  # tier 2 takes no image; tests/test_images.py abuses `image`
+    "motion_bucket_id": st.integers(1, 255),
+    "noise_aug_strength": st.floats(0.0, 1.0),
 }
 BOUNDARY_INVALID = st.sampled_from([-1, 0, 7, 33, 65, 1025, 2**32, -(2**31), 10**30, 0.5, 1e308])
 
