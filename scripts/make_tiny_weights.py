@@ -127,31 +127,36 @@ def tiny_vae(cls=None, **overrides):
     return _seeded(lambda: cls(**config))
 
 
+def tiny_unet(**conditioning):
+    """SD 1.5's and SDXL's UNet shape: four resolution levels, tiny channel counts."""
+    from diffusers import UNet2DConditionModel
+
+    return _seeded(
+        lambda: UNet2DConditionModel(
+            block_out_channels=UNET_CHANNELS,
+            layers_per_block=1,
+            norm_num_groups=NORM_GROUPS,
+            sample_size=64,
+            # Spatial attention only at the lowest resolution: full-resolution attention is what
+            # makes a tiny model slow at large sizes on a CPU.
+            down_block_types=("DownBlock2D",) * 3 + ("CrossAttnDownBlock2D",),
+            up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * 3,
+            attention_head_dim=8,
+            **conditioning,
+        )
+    )
+
+
 def make_sd15(weights_dir: Path) -> None:
     """Stable Diffusion 1.5's folders (unet, vae, text_encoder, tokenizer, scheduler)."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     folder = WEIGHT_SETS["sd15"].path(weights_dir)
     vocab_size = write_clip_tokenizer(folder / "tokenizer")
     from transformers import CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
-    unet = _seeded(
-        lambda: UNet2DConditionModel(
-            block_out_channels=UNET_CHANNELS,
-            layers_per_block=1,
-            norm_num_groups=NORM_GROUPS,
-            sample_size=64,
-            in_channels=4,
-            out_channels=4,
-            # Spatial attention only at the lowest resolution: full-resolution attention is what
-            # makes a tiny model slow at large sizes on a CPU.
-            down_block_types=("DownBlock2D",) * 3 + ("CrossAttnDownBlock2D",),
-            up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * 3,
-            cross_attention_dim=TEXT_HIDDEN,
-            attention_head_dim=8,
-        )
-    )
+    unet = tiny_unet(cross_attention_dim=TEXT_HIDDEN)
     # The scheduler config of the real SD 1.5 repo; AnimateDiff overrides some of it when loading.
     scheduler = DDIMScheduler(
         beta_start=0.00085,
@@ -177,29 +182,20 @@ def make_sd15(weights_dir: Path) -> None:
 
 def make_sdxl(weights_dir: Path) -> None:
     """SDXL base: two text encoders and tokenizers, the text_time-conditioned UNet, Euler."""
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
     from transformers import CLIPTokenizer
 
     folder = WEIGHT_SETS["sdxl"].path(weights_dir)
     vocab_size = write_clip_tokenizer(folder / "tokenizer")
     write_clip_tokenizer(folder / "tokenizer_2")
-    unet = _seeded(
-        lambda: UNet2DConditionModel(
-            block_out_channels=UNET_CHANNELS,
-            layers_per_block=1,
-            norm_num_groups=NORM_GROUPS,
-            sample_size=64,
-            down_block_types=("DownBlock2D",) * 3 + ("CrossAttnDownBlock2D",),
-            up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * 3,
-            # Both encoders' hidden states side by side, as in SDXL (768 + 1280 there).
-            cross_attention_dim=2 * TEXT_HIDDEN,
-            attention_head_dim=8,
-            use_linear_projection=True,
-            # SDXL's micro-conditioning: pooled text embedding + 6 size/crop numbers.
-            addition_embed_type="text_time",
-            addition_time_embed_dim=8,
-            projection_class_embeddings_input_dim=TEXT_HIDDEN + 6 * 8,
-        )
+    unet = tiny_unet(
+        # Both encoders' hidden states side by side, as in SDXL (768 + 1280 there).
+        cross_attention_dim=2 * TEXT_HIDDEN,
+        use_linear_projection=True,
+        # SDXL's micro-conditioning: pooled text embedding + 6 size/crop numbers.
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=TEXT_HIDDEN + 6 * 8,
     )
     # The real repo's scheduler config.
     scheduler = EulerDiscreteScheduler(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pipelines.inputs import INPUTS, MAX_SEED, InputError, resolve_request
@@ -82,3 +84,25 @@ def test_every_input_has_a_description_and_declared_limits():
             assert spec.ge is not None and spec.le is not None, name
         cog = spec.cog_kwargs()
         assert cog["description"] == spec.description
+
+
+def test_tier3_takes_an_image_instead_of_a_prompt():
+    request = resolve_request({"tier": 3, "image": "https://example.com/a.png", "seed": 1})
+    assert (request.image, request.prompt, request.motion_bucket_id, request.noise_aug_strength) == (
+        "https://example.com/a.png", "", 127, 0.02)
+
+
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ({"tier": 2, "prompt": "x", "image": "https://example.com/a.png"}, "image is only used by tier 3"),
+        ({"tier": 3, "prompt": " "}, "prompt must describe the keyframe for tier 3 when no image is given"),
+        ({"tier": 3, "prompt": "x", "num_frames": 26}, "num_frames must be from 8 to 25 for tier 3; got 26"),
+        ({"tier": 3, "prompt": "x", "motion_bucket_id": 256}, "motion_bucket_id must be from 1 to 255; got 256"),
+        ({"tier": 3, "prompt": "x", "motion_bucket_id": "high"}, "motion_bucket_id must be an integer from 1 to 255"),
+        ({"tier": 3, "prompt": "x", "noise_aug_strength": -0.1}, "noise_aug_strength must be from 0.0 to 1.0; got -0.1"),
+    ],
+)
+def test_tier3_bad_inputs(inputs, message):
+    with pytest.raises(InputError, match="^" + re.escape(message)):
+        resolve_request(inputs)
