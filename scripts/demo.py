@@ -1,4 +1,4 @@
-"""The main job: start Cog's real server, send a tier-2 prediction, write the video to a file.
+"""The main job: start Cog's real server, send a tier-2 and a tier-3 prediction, write the videos.
 
     bash scripts/demo.sh [--prompt "..."]
 
@@ -23,18 +23,21 @@ from make_tiny_weights import make_tiny_weights  # noqa: E402
 from weights import WEIGHTS_DIR_ENV, missing_files, tiny_weights_info, weights_dir  # noqa: E402
 
 TINY_WEIGHTS_DIR = REPO / ".cache" / "tiny-weights"
-# On tiny weights: small enough to finish in seconds on a laptop CPU.
-TINY_SETTINGS = dict(width=128, height=128, num_frames=16, num_inference_steps=4)
+# On tiny weights: small enough to finish in seconds on a laptop CPU (real weights: the defaults).
+TINY_SETTINGS = {
+    2: dict(width=128, height=128, num_frames=16, num_inference_steps=4),
+    3: dict(width=256, height=144, num_frames=25, num_inference_steps=4),
+}
 
 
 def choose_weights() -> tuple[Path, bool]:
     """(weights directory, whether it holds tiny random weights)."""
     configured = weights_dir()
-    if not missing_files(configured, tier=2):
+    if not missing_files(configured):
         return configured, tiny_weights_info(configured) is not None
     print(f"No complete real weights in {configured} (set {WEIGHTS_DIR_ENV} to use yours).")
     print(f"Using TINY RANDOM weights from {TINY_WEIGHTS_DIR}: the video will be noise.")
-    if missing_files(TINY_WEIGHTS_DIR, tier=2):
+    if missing_files(TINY_WEIGHTS_DIR):
         make_tiny_weights(TINY_WEIGHTS_DIR)
     return TINY_WEIGHTS_DIR, True
 
@@ -47,26 +50,28 @@ def main() -> None:
     args = parser.parse_args()
 
     directory, tiny = choose_weights()
-    inputs = dict(tier=2, prompt=args.prompt, seed=args.seed, **(TINY_SETTINGS if tiny else {}))
     args.output_dir.mkdir(parents=True, exist_ok=True)
     server = CogServer(directory, args.output_dir / "cog-server.log")
     try:
         started = time.monotonic()
         server.wait_until_ready(timeout=1800)
         print(f"Cog server READY on {server.url} after {time.monotonic() - started:.1f}s")
-        started = time.monotonic()
-        result = server.predict(inputs, timeout=3600)
+        for tier in (2, 3):
+            inputs = dict(tier=tier, prompt=args.prompt, seed=args.seed, **(TINY_SETTINGS[tier] if tiny else {}))
+            write_prediction(server, inputs, args.output_dir / f"tier{tier}.mp4", tiny)
     finally:
         server.stop()
-    if result["status"] != "succeeded":
-        sys.exit(f"Prediction {result['status']}: {result.get('error')}")
-    _, video = decode_data_uri(result["output"])
-    path = args.output_dir / "tier2.mp4"
-    path.write_bytes(video)
-    seed_line = next(line for line in result["logs"].splitlines() if line.startswith("Seed:"))
-    print(f"Tier 2 prediction took {time.monotonic() - started:.1f}s; {seed_line}")
-    print(f"Video written to {path}{' (tiny random weights: noise)' if tiny else ''}")
 
+
+def write_prediction(server: CogServer, inputs: dict, path: Path, tiny: bool) -> None:
+    started = time.monotonic()
+    result = server.predict(inputs, timeout=3600)
+    if result["status"] != "succeeded":
+        sys.exit(f"Tier {inputs['tier']} prediction {result['status']}: {result.get('error')}")
+    path.write_bytes(decode_data_uri(result["output"])[1])
+    seed_line = next(line for line in result["logs"].splitlines() if line.startswith("Seed:"))
+    print(f"Tier {inputs['tier']} prediction took {time.monotonic() - started:.1f}s; {seed_line}")
+    print(f"Video written to {path}{' (tiny random weights: noise)' if tiny else ''}")
 
 if __name__ == "__main__":
     main()
