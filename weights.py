@@ -137,8 +137,31 @@ def missing_files(weights_dir: Path, tier: int | None = None) -> list[Path]:
     ]
 
 
+# Formats that torch loads with pickle, which can run arbitrary code from a tampered file.
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle")
+
+
+def pickle_files(weights_dir: Path, tier: int | None = None) -> list[Path]:
+    """Every pickle-format file inside the folders of the sets for `tier` (all tiers if None)."""
+    return sorted(
+        path
+        for weight_set in WEIGHT_SETS.values()
+        if (tier is None or weight_set.tier == tier) and weight_set.path(weights_dir).is_dir()
+        for path in weight_set.path(weights_dir).rglob("*")
+        if path.suffix.lower() in PICKLE_SUFFIXES
+    )
+
+
 def require_weights(weights_dir: Path, tier: int) -> None:
-    """Fail with an actionable message unless every file the tier needs is present."""
+    """Fail with an actionable message unless every file the tier needs is present, and refuse
+    pickle-format weights outright: only safetensors are ever loaded."""
+    unsafe = pickle_files(weights_dir, tier)
+    if unsafe:
+        raise WeightsError(
+            f"Refusing pickle-format weights (they can run code when loaded): {unsafe[0]}"
+            + (f" and {len(unsafe) - 1} more" if len(unsafe) > 1 else "")
+            + ". Only .safetensors files are loaded; delete these files."
+        )
     missing = missing_files(weights_dir, tier)
     if missing:
         shown = "\n  ".join(str(path) for path in missing[:10])

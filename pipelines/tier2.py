@@ -33,7 +33,8 @@ def load_pipeline(weights_dir: Path, device: Device) -> AnimateDiffPipeline:
     """Build the AnimateDiff pipeline from the SD 1.5 and motion adapter folders, onto `device`."""
     sd15, animatediff = WEIGHT_SETS["sd15"], WEIGHT_SETS["animatediff"]
     adapter = MotionAdapter.from_pretrained(
-        animatediff.path(weights_dir), variant=animatediff.variant, dtype=device.dtype
+        animatediff.path(weights_dir), variant=animatediff.variant, use_safetensors=True,
+        dtype=device.dtype,
     )
     scheduler = DDIMScheduler.from_pretrained(
         sd15.path(weights_dir), subfolder="scheduler", **SCHEDULER_OVERRIDES
@@ -46,6 +47,7 @@ def load_pipeline(weights_dir: Path, device: Device) -> AnimateDiffPipeline:
         feature_extractor=None,
         image_encoder=None,
         variant=sd15.variant,
+        use_safetensors=True,  # never a pickle-format file
         dtype=device.dtype,
     )
     # The adapter's weights now live inside the UNetMotionModel; the pipeline would otherwise keep

@@ -40,9 +40,11 @@ def load_keyframe_pipeline(
     encoder is the same model, and when its weights are identical one copy serves both tiers."""
     sdxl, sdxl_vae = WEIGHT_SETS["sdxl"], WEIGHT_SETS["sdxl_vae"]
     # SDXL's own VAE overflows in fp16 (NaNs, black frames); this fine-tune of it does not.
-    vae = AutoencoderKL.from_pretrained(sdxl_vae.path(weights_dir), variant=sdxl_vae.variant, dtype=device.dtype)
+    vae = AutoencoderKL.from_pretrained(
+        sdxl_vae.path(weights_dir), variant=sdxl_vae.variant, use_safetensors=True, dtype=device.dtype
+    )
     pipeline = StableDiffusionXLPipeline.from_pretrained(
-        sdxl.path(weights_dir), vae=vae, variant=sdxl.variant, dtype=device.dtype
+        sdxl.path(weights_dir), vae=vae, variant=sdxl.variant, use_safetensors=True, dtype=device.dtype
     )
     if clip_l is not None and _same_weights(pipeline.text_encoder, clip_l):
         pipeline.register_modules(text_encoder=clip_l)
@@ -53,7 +55,7 @@ def load_keyframe_pipeline(
 def load_animation_pipeline(weights_dir: Path, device: Device) -> StableVideoDiffusionPipeline:
     svd = WEIGHT_SETS["svd"]
     pipeline = StableVideoDiffusionPipeline.from_pretrained(
-        svd.path(weights_dir), variant=svd.variant, dtype=device.dtype
+        svd.path(weights_dir), variant=svd.variant, use_safetensors=True, dtype=device.dtype
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device.torch_device)

@@ -32,6 +32,8 @@ from make_tiny_weights import make_tiny_weights  # noqa: E402
 CHECKS = [
     "tests/test_server.py",
     "tests/test_server_reliability.py",
+    "tests/test_server_tier3.py",
+    "tests/test_images.py",
     "tests/test_faults.py",
     "tests/test_fuzz.py",
     "tests/test_inputs.py",
@@ -40,7 +42,8 @@ CHECKS = [
 SOAK_MIX = [
     dict(prompt="a tram in the rain", width=64, height=64, num_frames=8, num_inference_steps=2),
     dict(prompt="a cat on a piano", width=128, height=64, num_frames=16, num_inference_steps=2, output_format="gif"),
-    dict(prompt="waves at night", width=64, height=96, num_frames=8, num_inference_steps=3, output_format="webm"),
+    dict(tier=3, prompt="waves at night", width=128, height=64, num_frames=10, num_inference_steps=2,
+         output_format="webm"),
     dict(prompt="", width=64, height=64),
     dict(prompt="a balloon", width=65, height=64),
     dict(prompt="a balloon " * 50, width=64, height=64, num_frames=12, num_inference_steps=1, seed=None),

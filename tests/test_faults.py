@@ -21,12 +21,14 @@ SMALL = dict(tier=2, prompt="a kite over a beach", negative_prompt="", num_frame
 
 
 @pytest.fixture(scope="module")
-def runner(tiny_weights_dir):
+def runner(tiny_weights_dir, tmp_path_factory):
+    # Outputs go to a private temp dir, so other processes' files cannot blur "nothing left behind".
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WEIGHTS_DIR", str(tiny_weights_dir))
+        patch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("outputs")))
         model = predict.Runner()
         model.setup()
-    return model
+        yield model
 
 
 def output_dirs() -> set[str]:
@@ -69,21 +71,36 @@ def test_out_of_memory_names_the_request_and_what_to_lower(runner, monkeypatch):
     assert runner.run(**SMALL).exists()
 
 
-@pytest.mark.parametrize("stage, after", [("denoising", 2), ("decoding", 1), ("encoding", 3)])
-def test_cancel_in_any_stage_propagates_leaves_nothing_and_pipeline_unchanged(runner, monkeypatch, stage, after):
-    reference = frames_of(runner.run(**SMALL))
-    scheduler_config = dict(runner.tiers[2].pipeline.scheduler.config)
+TIER3 = dict(SMALL, tier=3, width=128, height=64, fps=6, guidance_scale=5.0)
+
+
+def pipelines_of(runner):
+    tier2, tier3 = runner.tiers[2], runner.tiers[3]
+    return [tier2.pipeline, tier3.keyframe_pipeline, tier3.animation_pipeline]
+
+
+@pytest.mark.parametrize(
+    "inputs, stage, after",
+    [(SMALL, "denoising", 2), (SMALL, "decoding", 1), (SMALL, "encoding", 3),
+     (TIER3, "keyframe", 1), (TIER3, "animating", 2), (TIER3, "decoding", 1), (TIER3, "encoding", 5)],
+    ids=["tier2-denoising", "tier2-decoding", "tier2-encoding",
+         "tier3-keyframe", "tier3-animating", "tier3-decoding", "tier3-encoding"],
+)
+def test_cancel_in_any_stage_propagates_leaves_nothing_and_pipelines_unchanged(runner, monkeypatch, inputs, stage, after):
+    reference = frames_of(runner.run(**inputs))
+    schedulers = [dict(pipeline.scheduler.config) for pipeline in pipelines_of(runner)]
     before = output_dirs()
 
     monkeypatch.setattr(Progress, "advance", fail_on(stage, CancelationException(), after))
     with pytest.raises(CancelationException):  # never swallowed or translated
-        runner.run(**SMALL)
+        runner.run(**inputs)
     monkeypatch.undo()
 
     assert not output_dirs() - before  # nothing new left behind
-    assert dict(runner.tiers[2].pipeline.scheduler.config) == scheduler_config
-    assert runner.tiers[2].pipeline.unet.dtype == runner.device.dtype
-    np.testing.assert_array_equal(frames_of(runner.run(**SMALL)), reference)
+    for pipeline, scheduler in zip(pipelines_of(runner), schedulers):
+        assert dict(pipeline.scheduler.config) == scheduler
+        assert pipeline.unet.dtype == pipeline.vae.dtype == runner.device.dtype
+    np.testing.assert_array_equal(frames_of(runner.run(**inputs)), reference)
 
 
 def test_an_error_while_encoding_fails_cleanly(runner, monkeypatch):
