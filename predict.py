@@ -22,7 +22,7 @@ from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo
 from pipelines.video import to_uint8, write_video
-from weights import require_weights, tiny_weights_info, weights_dir
+from weights import LOCK_FILE, require_weights, tiny_weights_info, verify_weights, weights_dir
 
 
 class GenerationError(RuntimeError):
@@ -40,8 +40,14 @@ class Runner(BaseRunner):
         self.tiny_weights = tiny_weights_info(directory) is not None
         if self.tiny_weights:
             print(f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.", flush=True)
-        require_weights(directory, tier=2)
-        require_weights(directory, tier=3)
+        for tier in (2, 3):
+            require_weights(directory, tier)
+            hashed = verify_weights(directory, tier)
+            if hashed is None:
+                print(f"WARNING: no {LOCK_FILE} in {directory}: tier {tier} weights are not verified "
+                      f"(pin them with `python scripts/lock_weights.py {directory}`).", flush=True)
+            else:
+                print(f"Tier {tier} weights match {LOCK_FILE} ({hashed} files hashed, others cached).", flush=True)
         self.device = pick_device()
         text_to_video = TextToVideo.load(directory, self.device)
         self.tiers = {

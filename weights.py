@@ -9,6 +9,7 @@ weights or the tiny random ones that `scripts/make_tiny_weights.py` writes in th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,6 +21,11 @@ WEIGHTS_DIR_ENV = "WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Written by scripts/make_tiny_weights.py, so a run on random weights can never pass for a real one.
 TINY_MARKER = "TINY_RANDOM_WEIGHTS.json"
+# Size and sha256 of every required file (scripts/lock_weights.py): trusted on first download, then
+# every later setup refuses a file that differs.
+LOCK_FILE = "weights.lock.json"
+# Hashes already checked, keyed on size and mtime, so a warm start does not re-read 15 GB.
+VERIFIED_CACHE = ".verified.json"
 
 # The SD 1.5 pipeline folders AnimateDiff reads; tokenizer files as the real repo ships them.
 _SD_TOKENIZER = (
@@ -178,3 +184,62 @@ def tiny_weights_info(weights_dir: Path) -> dict | None:
     """The tiny-weights marker's contents when `weights_dir` holds random test weights, else None."""
     marker = weights_dir / TINY_MARKER
     return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _required(tier: int | None):
+    for weight_set in WEIGHT_SETS.values():
+        if tier is None or weight_set.tier == tier:
+            for name in weight_set.files:
+                yield f"{weight_set.folder}/{name}"
+
+
+def write_lock(weights_dir: Path) -> Path:
+    """Record size and sha256 of every required file present in `weights_dir`."""
+    entries = {
+        name: {"size": (weights_dir / name).stat().st_size, "sha256": file_sha256(weights_dir / name)}
+        for name in _required(None)
+        if (weights_dir / name).is_file()
+    }
+    lock = weights_dir / LOCK_FILE
+    lock.write_text(json.dumps(entries, indent=1, sort_keys=True))
+    return lock
+
+
+def verify_weights(weights_dir: Path, tier: int) -> int | None:
+    """Check the tier's files against the lock: size first, then sha256 (skipped for a file already
+    verified at the same size and mtime). Returns how many files were hashed, or None when there
+    is no lock. Raises WeightsError naming the first file that differs."""
+    lock_path = weights_dir / LOCK_FILE
+    if not lock_path.is_file():
+        return None
+    lock = json.loads(lock_path.read_text())
+    cache_path = weights_dir / VERIFIED_CACHE
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    hashed = 0
+    for name in _required(tier):
+        path, expected = weights_dir / name, lock.get(name)
+        if expected is None:
+            raise WeightsError(f"{path} is not in {lock_path}; re-run scripts/lock_weights.py after checking it")
+        stat = path.stat()
+        if stat.st_size != expected["size"]:
+            raise WeightsError(f"{path} is {stat.st_size} bytes; {lock_path} says {expected['size']}: corrupt or replaced")
+        stamp = [stat.st_size, stat.st_mtime_ns, expected["sha256"]]
+        if cache.get(name) == stamp:
+            continue
+        hashed += 1
+        if file_sha256(path) != expected["sha256"]:
+            raise WeightsError(f"{path} does not match its sha256 in {lock_path}: corrupt or replaced")
+        cache[name] = stamp
+    try:
+        cache_path.write_text(json.dumps(cache))
+    except OSError:
+        pass  # a read-only weights directory (baked into an image) just verifies again next boot
+    return hashed

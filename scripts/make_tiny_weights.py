@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from weights import TINY_MARKER, WEIGHT_SETS  # noqa: E402
+from weights import TINY_MARKER, WEIGHT_SETS, write_lock  # noqa: E402
 
 SEED = 0
 # The real text encoders read at most 77 tokens; keep that so truncation behaves as in production.
@@ -317,6 +317,7 @@ def make_tiny_weights(weights_dir: Path) -> None:
     (weights_dir / TINY_MARKER).write_text(
         json.dumps({"tiny_random_weights": True, "seed": SEED, "sets": sorted(WEIGHT_SETS)}, indent=2)
     )
+    write_lock(weights_dir)  # so the verification path runs wherever the tiny weights are used
 
 
 def main() -> None:

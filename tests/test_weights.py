@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import predict
 from cog_server import CogServer
-from weights import WEIGHT_SETS, WeightsError, require_weights
+from weights import LOCK_FILE, VERIFIED_CACHE, WEIGHT_SETS, WeightsError, require_weights, verify_weights
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,6 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 def weights_copy(tiny_weights_dir, tmp_path):
     copy = tmp_path / "weights"
     shutil.copytree(tiny_weights_dir, copy)
+    # Start unverified: the session's servers may have cached hashes, and copytree keeps mtimes.
+    (copy / VERIFIED_CACHE).unlink(missing_ok=True)
     return copy
 
 
@@ -65,3 +68,46 @@ def test_no_code_path_uses_pickle_loading():
         cwd=REPO, capture_output=True, text=True,
     ).stdout
     assert found == ""
+
+
+def flip_one_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_tiny_weights_come_with_a_lock_and_verify(weights_copy):
+    assert (weights_copy / LOCK_FILE).is_file()
+    assert verify_weights(weights_copy, tier=2) == len(WEIGHT_SETS["sd15"].files) + len(WEIGHT_SETS["animatediff"].files)
+    assert verify_weights(weights_copy, tier=2) == 0  # cached: a warm start hashes nothing
+    touched = WEIGHT_SETS["sd15"].path(weights_copy) / "unet" / "config.json"
+    touched.write_text(touched.read_text())  # same bytes, new mtime: hashed again
+    assert verify_weights(weights_copy, tier=2) == 1
+
+
+def test_a_changed_byte_is_refused_by_setup_naming_the_file(weights_copy, monkeypatch):
+    verify_weights(weights_copy, tier=3)  # fill the cache first: a change must still be caught
+    corrupt = WEIGHT_SETS["svd"].path(weights_copy) / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    flip_one_byte(corrupt)
+    monkeypatch.setenv("WEIGHTS_DIR", str(weights_copy))
+    with pytest.raises(WeightsError, match="does not match its sha256") as error:
+        predict.Runner().setup()
+    assert str(corrupt) in str(error.value)
+
+
+def test_a_truncated_file_is_refused_by_size(weights_copy):
+    short = WEIGHT_SETS["sd15"].path(weights_copy) / "vae" / "diffusion_pytorch_model.fp16.safetensors"
+    short.write_bytes(short.read_bytes()[:-1])
+    with pytest.raises(WeightsError, match="bytes; .* says .*: corrupt or replaced") as error:
+        verify_weights(weights_copy, tier=2)
+    assert str(short) in str(error.value)
+
+
+def test_without_a_lock_setup_warns_that_weights_are_unverified(weights_copy, monkeypatch, capsys):
+    (weights_copy / LOCK_FILE).unlink()
+    assert verify_weights(weights_copy, tier=2) is None
+    monkeypatch.setenv("WEIGHTS_DIR", str(weights_copy))
+    predict.Runner().setup()
+    assert "weights are not verified" in capsys.readouterr().out
+    subprocess.run([sys.executable, "scripts/lock_weights.py", str(weights_copy)], cwd=REPO, check=True)
+    assert verify_weights(weights_copy, tier=3) == sum(len(s.files) for s in WEIGHT_SETS.values() if s.tier == 3)
