@@ -76,8 +76,8 @@ def worker_rss_mib(server: CogServer) -> float:
     raise RuntimeError("no VmRSS for the worker")
 
 
-def soak(count: int, weights_dir: Path, log_dir: Path) -> dict:
-    server = CogServer(weights_dir, log_dir / "soak-server.log")
+def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str]) -> dict:
+    server = CogServer(weights_dir, log_dir / "soak-server.log", extra_env=server_env)
     try:
         server.wait_until_ready()
         for inputs in SOAK_MIX:  # warm-up: each request shape's first allocations are not growth
@@ -98,7 +98,7 @@ def soak(count: int, weights_dir: Path, log_dir: Path) -> dict:
         server.stop()
     # Latency growth: the last run of each kind of request against its first.
     growth = [kinds[-1] / kinds[0] for kinds in latencies.values() if len(kinds) > 1 and kinds[0] > 0]
-    return dict(count=count, outcomes=dict(outcomes), rss_start=rss[0], rss_end=rss[-1], rss_max=max(rss),
+    return dict(count=count, server_env=server_env, outcomes=dict(outcomes), rss_start=rss[0], rss_end=rss[-1], rss_max=max(rss),
                 rss_every_10=[round(value) for value in rss[::10]],
                 latency_ratio=statistics.median(growth) if growth else float("nan"))
 
@@ -110,22 +110,24 @@ def write_report(path: Path, checks, soak_result) -> None:
     lines = [
         "# Reliability report",
         "",
-        f"Written by `python scripts/reliability.py{' --soak ' + str(soak_result['count']) if soak_result else ''}`"
+        f"Written by `python scripts/reliability.py{' --soak ' + str(soak_result['count']) if soak_result else ''}"
+        f"{''.join(f' --server-env {k}={v}' for k, v in (soak_result or {}).get('server_env', {}).items())}`"
         f" on {datetime.date.today().isoformat()}, {platform.node()} ({platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
         f"cog {cog.__version__}), against Cog's real HTTP server on tiny random weights, CPU.",
         "",
-        "| check | file | cases | passed |",
-        "|---|---|---|---|",
     ]
-    lines += [f"| {name} | {module} | {total} | {passed} |" for name, total, passed, module in checks]
-    total = sum(row[1] for row in checks)
-    passed = sum(row[2] for row in checks)
-    lines += ["", f"{passed} of {total} cases passed.", ""]
+    if checks:
+        lines += ["| check | file | cases | passed |", "|---|---|---|---|"]
+        lines += [f"| {name} | {module} | {total} | {passed} |" for name, total, passed, module in checks]
+        total = sum(row[1] for row in checks)
+        passed = sum(row[2] for row in checks)
+        lines += ["", f"{passed} of {total} cases passed.", ""]
     if soak_result:
         lines += [
             f"## Soak: {soak_result['count']} mixed predictions in a row on one server",
             "",
+            f"- server environment added: {soak_result['server_env'] or 'none'}",
             f"- outcomes: {soak_result['outcomes']}",
             f"- worker resident memory: {soak_result['rss_start']:.0f} MiB after warm-up (one request of "
             f"each kind), "
@@ -143,6 +145,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--soak", type=int, default=0, help="mixed predictions in a row (0: no soak)")
     parser.add_argument("--skip-checks", action="store_true", help="only the soak")
+    parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for the soak's server, e.g. MALLOC_ARENA_MAX=1")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "RELIABILITY.md")
     args = parser.parse_args()
 
@@ -152,7 +156,8 @@ def main() -> None:
         soak_result = None
         if args.soak:
             make_tiny_weights(scratch / "weights")
-            soak_result = soak(args.soak, scratch / "weights", scratch)
+            server_env = dict(pair.split("=", 1) for pair in args.server_env)
+            soak_result = soak(args.soak, scratch / "weights", scratch, server_env)
     write_report(args.out, checks, soak_result)
     print(args.out.read_text())
     failed = sum(total - passed for _, total, passed, _ in checks)
