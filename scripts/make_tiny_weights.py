@@ -147,8 +147,10 @@ def tiny_unet(**conditioning):
     )
 
 
-def make_sd15(weights_dir: Path) -> None:
-    """Stable Diffusion 1.5's folders (unet, vae, text_encoder, tokenizer, scheduler)."""
+def make_sd15(weights_dir: Path, models: dict | None = None) -> None:
+    """Stable Diffusion 1.5's folders (unet, vae, text_encoder, tokenizer, scheduler). `models`
+    replaces tiny components by others (scripts/benchmark.py passes full-size ones)."""
+    models = models or {}
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     folder = WEIGHT_SETS["sd15"].path(weights_dir)
@@ -156,7 +158,7 @@ def make_sd15(weights_dir: Path) -> None:
     from transformers import CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
-    unet = tiny_unet(cross_attention_dim=TEXT_HIDDEN)
+    unet = models.get("unet") or tiny_unet(cross_attention_dim=TEXT_HIDDEN)
     # The scheduler config of the real SD 1.5 repo; AnimateDiff overrides some of it when loading.
     scheduler = DDIMScheduler(
         beta_start=0.00085,
@@ -167,8 +169,8 @@ def make_sd15(weights_dir: Path) -> None:
         steps_offset=1,
     )
     pipeline = StableDiffusionPipeline(
-        vae=tiny_vae(),
-        text_encoder=tiny_text_encoder(vocab_size),
+        vae=models.get("vae") or tiny_vae(),
+        text_encoder=models.get("text_encoder") or tiny_text_encoder(vocab_size),
         tokenizer=tokenizer,
         unet=unet,
         scheduler=scheduler,
@@ -180,15 +182,16 @@ def make_sd15(weights_dir: Path) -> None:
     _restore_tokenizer_layout(folder, ("tokenizer",))
 
 
-def make_sdxl(weights_dir: Path) -> None:
+def make_sdxl(weights_dir: Path, models: dict | None = None) -> None:
     """SDXL base: two text encoders and tokenizers, the text_time-conditioned UNet, Euler."""
+    models = models or {}
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
     from transformers import CLIPTokenizer
 
     folder = WEIGHT_SETS["sdxl"].path(weights_dir)
     vocab_size = write_clip_tokenizer(folder / "tokenizer")
     write_clip_tokenizer(folder / "tokenizer_2")
-    unet = tiny_unet(
+    unet = models.get("unet") or tiny_unet(
         # Both encoders' hidden states side by side, as in SDXL (768 + 1280 there).
         cross_attention_dim=2 * TEXT_HIDDEN,
         use_linear_projection=True,
@@ -208,8 +211,8 @@ def make_sdxl(weights_dir: Path) -> None:
     pipeline = StableDiffusionXLPipeline(
         vae=tiny_vae(scaling_factor=0.13025),  # not saved: the fp16-fix VAE replaces it
         # SDXL's first encoder is the same OpenAI CLIP ViT-L as SD 1.5's: same weights here too.
-        text_encoder=tiny_text_encoder(vocab_size),
-        text_encoder_2=tiny_text_encoder(vocab_size, projection=True),
+        text_encoder=models.get("text_encoder") or tiny_text_encoder(vocab_size),
+        text_encoder_2=models.get("text_encoder_2") or tiny_text_encoder(vocab_size, projection=True),
         tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
         tokenizer_2=CLIPTokenizer.from_pretrained(folder / "tokenizer_2"),
         unet=unet,
@@ -221,13 +224,14 @@ def make_sdxl(weights_dir: Path) -> None:
     import shutil
 
     shutil.rmtree(folder / "vae")
-    tiny_vae(scaling_factor=0.13025, force_upcast=False).to(torch.float16).save_pretrained(
+    (models.get("fp16_fix_vae") or tiny_vae(scaling_factor=0.13025, force_upcast=False)).to(torch.float16).save_pretrained(
         WEIGHT_SETS["sdxl_vae"].path(weights_dir), safe_serialization=True
     )
 
 
-def make_svd(weights_dir: Path) -> None:
+def make_svd(weights_dir: Path, models: dict | None = None) -> None:
     """SVD-XT 1.1: spatio-temporal UNet, temporal-decoder VAE, CLIP vision encoder, Euler (Karras)."""
+    models = models or {}
     from diffusers import (
         AutoencoderKLTemporalDecoder,
         EulerDiscreteScheduler,
@@ -237,9 +241,9 @@ def make_svd(weights_dir: Path) -> None:
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     # The temporal decoder hard-codes 32 norm groups, so its channel counts are multiples of 32.
-    vae = tiny_vae(AutoencoderKLTemporalDecoder, block_out_channels=(32, 32, 32, 32),
+    vae = models.get("vae") or tiny_vae(AutoencoderKLTemporalDecoder, block_out_channels=(32, 32, 32, 32),
                    down_block_types=("DownEncoderBlock2D",) * 4, norm_num_groups=None)
-    unet = _seeded(
+    unet = models.get("unet") or _seeded(
         lambda: UNetSpatioTemporalConditionModel(
             block_out_channels=(32, 32, 32, 32),
             layers_per_block=1,
@@ -258,7 +262,7 @@ def make_svd(weights_dir: Path) -> None:
     )
     # SVD resizes the conditioning image to 224×224 for its CLIP encoder, so the tiny encoder must
     # accept 224 (the 32 of diffusers' own tests only works when tensors are passed in).
-    image_encoder = _seeded(
+    image_encoder = models.get("image_encoder") or _seeded(
         lambda: CLIPVisionModelWithProjection(
             CLIPVisionConfig(hidden_size=TEXT_HIDDEN, projection_dim=TEXT_HIDDEN, num_hidden_layers=2,
                              num_attention_heads=4, intermediate_size=37, image_size=224, patch_size=14)
@@ -288,10 +292,10 @@ def _restore_tokenizer_layout(folder: Path, subfolders) -> None:
         write_clip_tokenizer(folder / subfolder)
 
 
-def make_animatediff_adapter(weights_dir: Path) -> None:
+def make_animatediff_adapter(weights_dir: Path, models: dict | None = None) -> None:
     from diffusers import MotionAdapter
 
-    adapter = _seeded(
+    adapter = (models or {}).get("adapter") or _seeded(
         lambda: MotionAdapter(
             block_out_channels=UNET_CHANNELS,
             motion_layers_per_block=1,
@@ -308,12 +312,18 @@ def make_animatediff_adapter(weights_dir: Path) -> None:
     )
 
 
-def make_tiny_weights(weights_dir: Path) -> None:
+def write_weights(weights_dir: Path, models: dict[str, dict] | None = None) -> None:
+    """Every weight set in the production layout; `models` (by set) overrides tiny components."""
+    models = models or {}
     weights_dir.mkdir(parents=True, exist_ok=True)
-    make_sd15(weights_dir)
-    make_animatediff_adapter(weights_dir)
-    make_sdxl(weights_dir)
-    make_svd(weights_dir)
+    make_sd15(weights_dir, models.get("sd15"))
+    make_animatediff_adapter(weights_dir, models.get("animatediff"))
+    make_sdxl(weights_dir, models.get("sdxl"))
+    make_svd(weights_dir, models.get("svd"))
+
+
+def make_tiny_weights(weights_dir: Path) -> None:
+    write_weights(weights_dir)
     (weights_dir / TINY_MARKER).write_text(
         json.dumps({"tiny_random_weights": True, "seed": SEED, "sets": sorted(WEIGHT_SETS)}, indent=2)
     )

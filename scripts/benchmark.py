@@ -1,0 +1,293 @@
+"""Speed and memory of each tier: ours against diffusers' stock pipelines, on one device, in one run.
+
+    python scripts/benchmark.py --out docs                  # GPU: full-size models, production defaults
+    python scripts/benchmark.py --smoke --out /tmp/bench    # CPU: tiny weights, tiny sizes (CI)
+
+On a GPU it builds the full-size architectures from docs/model_configs.json with random weights
+(timings and memory do not depend on weight values), saves them once in the production layout
+(`--weights-dir`, default .cache/full-size-weights) and loads them through the production loaders,
+so setup is a real load from local disk. For each tier it times (b) our pipeline and then (a) the
+stock diffusers pipelines as a peer would deploy them (fp16, default attention, `.to("cuda")`), with
+the same weights, inputs and seed, and compares their frames. It writes benchmark.json and
+benchmark.md (with the date and machine) to --out and prints the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from make_tiny_weights import make_tiny_weights, write_weights  # noqa: E402
+
+from pipelines.common import Device, pick_device  # noqa: E402
+from pipelines.inputs import resolve_request  # noqa: E402
+from pipelines.progress import Progress  # noqa: E402
+from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo  # noqa: E402
+from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo  # noqa: E402
+from pipelines.video import to_uint8, write_video  # noqa: E402
+from weights import WEIGHT_SETS  # noqa: E402
+
+CONFIGS = REPO / "docs" / "model_configs.json"  # copy of the real repos' config.json values
+H100_DOLLARS_PER_SECOND = 0.001525  # Replicate's H100 price
+PROMPT = "a red fox running through fresh snow at sunrise, cinematic"
+SMOKE_SIZES = {2: dict(width=64, height=64, num_frames=8, num_inference_steps=2),
+               3: dict(width=128, height=64, num_frames=8, num_inference_steps=2)}
+
+
+class StageTimer(Progress):
+    """Progress that also adds up wall time per stage (synchronising the GPU at each step)."""
+
+    def __init__(self, total: int, device: Device):
+        super().__init__(total, stream=open("/dev/null", "w"))
+        self.device, self.seconds, self._last = device, {}, time.perf_counter()
+
+    def advance(self, stage: str, units: int = 1) -> None:
+        synchronize(self.device)
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+        super().advance(stage, units)
+
+
+def synchronize(device: Device) -> None:
+    if device.is_gpu:
+        torch.cuda.synchronize()
+
+
+def build_full_size_models(device: Device) -> dict:
+    """Every model from its real config, random weights, in half precision on the GPU."""
+    import diffusers
+    import transformers
+
+    configs = json.loads(CONFIGS.read_text())
+
+    def build(key):
+        entry = configs[key]
+        module_name, class_name = entry["class"].split(".")
+        cls = getattr({"diffusers": diffusers, "transformers": transformers}[module_name], class_name)
+        with torch.device(device.torch_device):
+            if module_name == "transformers":
+                config_class = getattr(transformers, class_name.replace("ModelWithProjection", "Config")
+                                       .replace("Model", "Config"))
+                return cls(config_class(**entry["config"])).to(device.dtype)
+            return cls(**entry["config"]).to(device.dtype)
+
+    clip_l = build("sd15_text_encoder")  # SDXL's first encoder is the same CLIP ViT-L
+    return {
+        "sd15": {"unet": build("sd15_unet"), "vae": build("sd15_vae"), "text_encoder": clip_l},
+        "animatediff": {"adapter": build("animatediff_v3_motion_adapter")},
+        "sdxl": {"unet": build("sdxl_unet"), "text_encoder": clip_l, "text_encoder_2": build("sdxl_text_encoder_2"),
+                 "fp16_fix_vae": build("sdxl_vae_fp16_fix")},
+        "svd": {"unet": build("svd_xt_1_1_unet"), "vae": build("svd_xt_1_1_vae"),
+                "image_encoder": build("svd_xt_1_1_image_encoder")},
+    }
+
+
+def stock_tier2(weights_dir: Path, device: Device):
+    from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
+
+    sd15 = WEIGHT_SETS["sd15"].path(weights_dir)
+    adapter = MotionAdapter.from_pretrained(WEIGHT_SETS["animatediff"].path(weights_dir), dtype=device.dtype)
+    scheduler = DDIMScheduler.from_pretrained(sd15, subfolder="scheduler", **SCHEDULER_OVERRIDES)
+    pipeline = AnimateDiffPipeline.from_pretrained(sd15, motion_adapter=adapter, scheduler=scheduler,
+                                                   variant="fp16", dtype=device.dtype).to(device.torch_device)
+    pipeline.set_progress_bar_config(disable=True)
+
+    def run(request):
+        return pipeline(prompt=request.prompt, num_frames=request.num_frames, height=request.height,
+                        width=request.width, num_inference_steps=request.num_inference_steps,
+                        guidance_scale=request.guidance_scale, output_type="np",
+                        generator=torch.Generator("cpu").manual_seed(request.seed)).frames[0]
+    return run
+
+
+def stock_tier3(weights_dir: Path, device: Device):
+    from diffusers import AutoencoderKL, StableDiffusionXLPipeline, StableVideoDiffusionPipeline
+
+    vae = AutoencoderKL.from_pretrained(WEIGHT_SETS["sdxl_vae"].path(weights_dir), dtype=device.dtype)
+    sdxl = StableDiffusionXLPipeline.from_pretrained(WEIGHT_SETS["sdxl"].path(weights_dir), vae=vae,
+                                                     variant="fp16", dtype=device.dtype).to(device.torch_device)
+    svd = StableVideoDiffusionPipeline.from_pretrained(WEIGHT_SETS["svd"].path(weights_dir), variant="fp16",
+                                                       dtype=device.dtype).to(device.torch_device)
+    for pipeline in (sdxl, svd):
+        pipeline.set_progress_bar_config(disable=True)
+
+    def run(request):
+        keyframe = sdxl(prompt=request.prompt, height=request.height, width=request.width,
+                        num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale,
+                        generator=torch.Generator("cpu").manual_seed(request.seed)).images[0]
+        return svd(image=keyframe, height=request.height, width=request.width, num_frames=request.num_frames,
+                   num_inference_steps=request.num_inference_steps, fps=request.fps,
+                   motion_bucket_id=request.motion_bucket_id, noise_aug_strength=request.noise_aug_strength,
+                   decode_chunk_size=DECODE_CHUNK_FRAMES, output_type="np",
+                   generator=torch.Generator("cpu").manual_seed(request.seed)).frames[0]
+    return run
+
+
+def timed(function, device: Device):
+    synchronize(device)
+    started = time.perf_counter()
+    result = function()
+    synchronize(device)
+    return time.perf_counter() - started, result
+
+
+def encode(frames: np.ndarray, request) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        write_video(to_uint8(frames), Path(folder) / "video.mp4", fps=request.fps, output_format="mp4")
+
+
+def measure_ours(pipeline, request, device: Device, runs: int, warmups: int) -> dict:
+    def one():
+        progress = StageTimer(pipeline.progress_units(request) + request.num_frames, device)
+        frames = pipeline.generate(request, progress)
+        started = time.perf_counter()
+        encode(frames, request)
+        progress.seconds["encoding"] = time.perf_counter() - started
+        return progress.seconds, frames
+
+    for _ in range(warmups):
+        one()
+    if device.is_gpu:
+        torch.cuda.reset_peak_memory_stats()
+    samples = [timed(one, device) for _ in range(runs)]
+    stages = {stage: statistics.median(s[1][0][stage] for s in samples) for stage in samples[0][1][0]}
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        pipeline.generate(request, Progress(pipeline.progress_units(request), stream=open("/dev/null", "w")))
+    return dict(seconds=statistics.median(s[0] for s in samples), stages=stages, frames=samples[-1][1][1],
+                flops=counter.get_total_flops(),
+                peak_vram_gib=torch.cuda.max_memory_allocated() / 2**30 if device.is_gpu else None)
+
+
+def measure_stock(run, request, device: Device, runs: int, warmups: int) -> dict:
+    def one():
+        frames = run(request)
+        encode(frames, request)
+        return frames
+
+    for _ in range(warmups):
+        one()
+    samples = [timed(one, device) for _ in range(runs)]
+    return dict(seconds=statistics.median(s[0] for s in samples), frames=samples[-1][1])
+
+
+def matmul_peak_tflops(device: Device) -> float:
+    """The measured dense matmul rate: the ceiling achieved TFLOP/s is compared with."""
+    size, dtype = (8192, torch.bfloat16) if device.is_gpu else (512, torch.float32)
+    a = torch.randn(size, size, device=device.torch_device, dtype=dtype)
+    b = torch.randn(size, size, device=device.torch_device, dtype=dtype)
+    a @ b
+    seconds, _ = timed(lambda: [a @ b for _ in range(10)], device)
+    return 10 * 2 * size**3 / seconds / 1e12
+
+
+def psnr(ours: np.ndarray, theirs: np.ndarray) -> float:
+    mse = float(np.mean((ours.astype(np.float64) - theirs.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def benchmark(weights_dir: Path, device: Device, smoke: bool, runs: int, warmups: int) -> dict:
+    requests = {tier: resolve_request(dict(tier=tier, prompt=PROMPT, seed=1234, **(SMOKE_SIZES[tier] if smoke else {})))
+                for tier in (2, 3)}
+    results = {"peak_matmul_tflops": matmul_peak_tflops(device), "tiers": {}}
+
+    # (b) ours first, so its peak memory counts only its own models, every tier resident.
+    setup_seconds, ours = timed(lambda: _load_ours(weights_dir, device), device)
+    results["setup_seconds"] = setup_seconds
+    measured = {tier: measure_ours(ours[tier], requests[tier], device, runs, warmups) for tier in (2, 3)}
+    del ours
+    stock_loaders = {2: stock_tier2, 3: stock_tier3}
+    for tier, request in requests.items():
+        stock_setup, run = timed(lambda: stock_loaders[tier](weights_dir, device), device)
+        stock = measure_stock(run, request, device, runs, warmups)
+        del run
+        b = measured[tier]
+        results["tiers"][tier] = dict(
+            settings=f"{request.num_frames} frames {request.width}×{request.height}, {request.num_inference_steps} steps",
+            stock_seconds=stock["seconds"], stock_setup_seconds=stock_setup, ours_seconds=b["seconds"],
+            speedup=stock["seconds"] / b["seconds"], ours_stages=b["stages"], tflop=b["flops"] / 1e12,
+            achieved_tflops=b["flops"] / 1e12 / b["seconds"],
+            share_of_peak=b["flops"] / 1e12 / b["seconds"] / results["peak_matmul_tflops"],
+            peak_vram_gib=b["peak_vram_gib"], dollars_per_video=b["seconds"] * H100_DOLLARS_PER_SECOND,
+            max_abs_error=float(np.abs(b["frames"] - stock["frames"]).max()), psnr_db=psnr(b["frames"], stock["frames"]),
+        )
+    return results
+
+
+def _load_ours(weights_dir: Path, device: Device) -> dict:
+    tier2 = TextToVideo.load(weights_dir, device)
+    return {2: tier2, 3: KeyframeToVideo.load(weights_dir, device, clip_l=tier2.pipeline.text_encoder)}
+
+
+def machine(device: Device) -> str:
+    where = torch.cuda.get_device_name() if device.is_gpu else f"CPU ({platform.processor() or platform.machine()})"
+    return f"{where}, torch {torch.__version__}, CUDA {torch.version.cuda}, {platform.node()}"
+
+
+def write_results(out: Path, results: dict, device: Device, smoke: bool) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    results = dict(results, date=datetime.date.today().isoformat(), machine=machine(device), smoke=smoke)
+    (out / "benchmark.json").write_text(json.dumps(results, indent=1))
+    lines = [f"# Benchmark, {results['date']}: {results['machine']}", "",
+             "CPU smoke run on tiny random weights: checks the harness, says nothing about speed." if smoke else
+             "Full-size architectures, random weights, production defaults.", "",
+             f"Setup (ours, every model, to ready): {results['setup_seconds']:.1f} s. "
+             f"Measured matmul peak: {results['peak_matmul_tflops']:.1f} TFLOP/s.", "",
+             "| tier | settings | stock s | ours s | speed-up | TFLOP | TFLOP/s | share of peak | peak VRAM GiB | $ per video (H100) | max abs err | PSNR dB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for tier, r in results["tiers"].items():
+        vram = f"{r['peak_vram_gib']:.1f}" if r["peak_vram_gib"] is not None else "—"
+        lines.append(f"| {tier} | {r['settings']} | {r['stock_seconds']:.2f} | {r['ours_seconds']:.2f} | {r['speedup']:.2f}× | "
+                     f"{r['tflop']:.3g} | {r['achieved_tflops']:.3g} | {r['share_of_peak']:.1%} | {vram} | "
+                     f"{r['dollars_per_video']:.4f} | {r['max_abs_error']:.2g} | {r['psnr_db']:.1f} |")
+    lines += ["", "Our stages (median seconds): " + "; ".join(
+        f"tier {tier}: " + ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in r["ours_stages"].items())
+        for tier, r in results["tiers"].items())]
+    (out / "benchmark.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for benchmark.json and benchmark.md")
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny weights, tiny sizes, one run")
+    parser.add_argument("--weights-dir", type=Path, default=REPO / ".cache" / "full-size-weights")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warmups", type=int, default=2)
+    args = parser.parse_args()
+
+    device = pick_device()
+    if args.smoke:
+        device = Device(torch.device("cpu"), torch.float32)
+        weights_dir = Path(tempfile.mkdtemp(prefix="bench-weights-"))
+        make_tiny_weights(weights_dir)
+        args.runs, args.warmups = 1, 0
+    else:
+        if not device.is_gpu:
+            sys.exit("The full benchmark needs a CUDA GPU; use --smoke on a CPU.")
+        weights_dir = args.weights_dir
+        if not (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").is_file():
+            write_weights(weights_dir, build_full_size_models(device))
+            (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").write_text("random weights, real architectures\n")
+            torch.cuda.empty_cache()
+    results = benchmark(weights_dir, device, args.smoke, args.runs, args.warmups)
+    write_results(args.out, results, device, args.smoke)
+    print((args.out / "benchmark.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
