@@ -7,6 +7,7 @@ nothing in `run()` loads weights or rebuilds a model.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -22,7 +23,17 @@ from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo
 from pipelines.video import to_uint8, write_video
-from weights import LOCK_FILE, require_weights, tiny_weights_info, verify_weights, weights_dir
+from weights import (
+    HF_TOKEN_ENV,
+    LOCK_FILE,
+    WEIGHTS_URL_ENV,
+    fetch_missing,
+    missing_files,
+    require_weights,
+    tiny_weights_info,
+    verify_weights,
+    weights_dir,
+)
 
 
 class GenerationError(RuntimeError):
@@ -41,13 +52,7 @@ class Runner(BaseRunner):
         if self.tiny_weights:
             print(f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.", flush=True)
         for tier in (2, 3):
-            require_weights(directory, tier)
-            hashed = verify_weights(directory, tier)
-            if hashed is None:
-                print(f"WARNING: no {LOCK_FILE} in {directory}: tier {tier} weights are not verified "
-                      f"(pin them with `python scripts/lock_weights.py {directory}`).", flush=True)
-            else:
-                print(f"Tier {tier} weights match {LOCK_FILE} ({hashed} files hashed, others cached).", flush=True)
+            self._prepare_weights(directory, tier)
         self.device = pick_device()
         text_to_video = TextToVideo.load(directory, self.device)
         self.tiers = {
@@ -61,6 +66,20 @@ class Runner(BaseRunner):
             f"in {time.monotonic() - started:.1f}s",
             flush=True,
         )
+
+    @staticmethod
+    def _prepare_weights(directory: LocalPath, tier: int) -> None:
+        """Use what is present and verified; fetch what is missing (unless HF_HUB_OFFLINE=1)."""
+        if missing_files(directory, tier) and os.environ.get("HF_HUB_OFFLINE") != "1":
+            fetch_missing(directory, tier, base_url=os.environ.get(WEIGHTS_URL_ENV),
+                          token=os.environ.get(HF_TOKEN_ENV))
+        require_weights(directory, tier)
+        hashed = verify_weights(directory, tier)
+        if hashed is None:
+            print(f"WARNING: no {LOCK_FILE} in {directory}: tier {tier} weights are not verified "
+                  f"(pin them with `python scripts/lock_weights.py {directory}`).", flush=True)
+        else:
+            print(f"Tier {tier} weights match {LOCK_FILE} ({hashed} files hashed, others cached).", flush=True)
 
     def run(
         self,

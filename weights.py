@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,9 @@ class WeightSet:
     variant: str | None  # diffusers' `variant=` for the .fp16.safetensors files, None if unsplit
     files: tuple[str, ...]  # paths inside the folder that must all be present
     tier: int
+    # Not pinned to a commit (none could be verified offline): the lock file pins every file's
+    # content instead, and refuses whatever a later download changes.
+    revision: str = "main"
 
     def path(self, weights_dir: Path) -> Path:
         return weights_dir / self.folder
@@ -243,3 +247,118 @@ def verify_weights(weights_dir: Path, tier: int) -> int | None:
     except OSError:
         pass  # a read-only weights directory (baked into an image) just verifies again next boot
     return hashed
+
+
+# Fetching. Downloads land in .partial/ under the weights directory and are moved into place only
+# once complete and matching the lock, so a failure never leaves half-written weights in place.
+PARTIAL_DIR = ".partial"
+HF_TOKEN_ENV = "HF_TOKEN"  # read by huggingface_hub too; never printed
+WEIGHTS_URL_ENV = "WEIGHTS_URL"  # a mirror laid out like the weights directory (a CDN, say)
+DOWNLOAD_TRIES = 5  # a dropped connection resumes where it stopped (HTTP Range)
+
+
+def fetch_missing(
+    weights_dir: Path,
+    tier: int | None = None,
+    *,
+    base_url: str | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+    report=print,
+) -> list[str]:
+    """Download every required file of `tier` (all if None) that is not on disk, from `base_url`
+    (files at {base_url}/{folder}/{file}) or else from the Hugging Face Hub (`endpoint`, default
+    huggingface.co). Returns the files fetched. New files are added to the lock (trust on first
+    download); a file the lock already names must match it or is refused."""
+    lock_path = weights_dir / LOCK_FILE
+    lock = json.loads(lock_path.read_text()) if lock_path.is_file() else {}
+    fetched = []
+    for weight_set in WEIGHT_SETS.values():
+        if tier is not None and weight_set.tier != tier:
+            continue
+        for name in weight_set.files:
+            relative = f"{weight_set.folder}/{name}"
+            target = weights_dir / relative
+            if target.is_file():
+                continue
+            partial = weights_dir / PARTIAL_DIR / relative
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            report(f"Fetching {relative}")
+            if base_url:
+                _download_url(f"{base_url.rstrip('/')}/{relative}", partial, token)
+            else:
+                _download_hub(weight_set, name, partial, endpoint, token)
+            _check_download(partial, lock.get(relative), relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, target)
+            lock.setdefault(relative, {"size": target.stat().st_size, "sha256": file_sha256(target)})
+            fetched.append(relative)
+    if fetched:
+        lock_path.write_text(json.dumps(lock, indent=1, sort_keys=True))
+    shutil.rmtree(weights_dir / PARTIAL_DIR, ignore_errors=True)  # only left behind by a failure
+    return fetched
+
+
+def _check_download(path: Path, expected: dict | None, relative: str) -> None:
+    if expected is None:
+        return
+    if path.stat().st_size != expected["size"] or file_sha256(path) != expected["sha256"]:
+        path.unlink()
+        raise WeightsError(f"downloaded {relative} does not match {LOCK_FILE}: refused and deleted")
+
+
+def _access_error(status: int, where: str, repo: str) -> WeightsError:
+    if status in (401, 403):
+        return WeightsError(
+            f"{where}: access refused (HTTP {status}). {repo} may be gated: accept its licence on "
+            f"https://huggingface.co/{repo} with your account, then set {HF_TOKEN_ENV} to a token of "
+            f"that account (a missing or rejected token gives this error)."
+        )
+    if status == 404:
+        return WeightsError(f"{where}: not found (HTTP 404); check the repository and file name")
+    return WeightsError(f"{where}: HTTP {status}")
+
+
+def _download_url(url: str, partial: Path, token: str | None) -> None:
+    import requests
+
+    repo = url.split("://", 1)[-1]
+    last_error: Exception | None = None
+    for _ in range(DOWNLOAD_TRIES):
+        start = partial.stat().st_size if partial.is_file() else 0
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if start:
+            headers["Range"] = f"bytes={start}-"
+        try:
+            with requests.get(url, headers=headers, stream=True, timeout=(10, 60)) as response:
+                if response.status_code >= 400:
+                    raise _access_error(response.status_code, url, repo)
+                resumed = start and response.status_code == 206
+                with open(partial, "ab" if resumed else "wb") as handle:
+                    for block in response.iter_content(chunk_size=1 << 20):
+                        handle.write(block)
+            return
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+            last_error = error  # the connection dropped mid-file: resume from what arrived
+    raise WeightsError(f"{url}: the download kept breaking off ({DOWNLOAD_TRIES} tries)") from last_error
+
+
+def _download_hub(weight_set: WeightSet, name: str, partial: Path, endpoint: str | None, token: str | None) -> None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    staging = partial.parent / ".hub"
+    try:
+        downloaded = hf_hub_download(
+            weight_set.repo, name, revision=weight_set.revision, local_dir=staging, token=token or None,
+            endpoint=endpoint,
+        )
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else 0
+        raise _access_error(status, f"{weight_set.repo}/{name}", weight_set.repo) from error
+    except (OSError, ValueError) as error:  # no network, DNS, offline mode, a timeout
+        raise WeightsError(
+            f"{weight_set.repo}/{name}: could not be downloaded ({type(error).__name__}). Pre-fetch with "
+            f"scripts/download_weights.py, or set {WEIGHTS_URL_ENV} to a mirror."
+        ) from error
+    os.replace(downloaded, partial)

@@ -1,0 +1,50 @@
+"""Fetch the weights ahead of time (for baking into an image or a local cache), then verify them.
+
+    python scripts/download_weights.py [--tier 2|3] [--dir weights] [--url BASE_URL] [--endpoint URL]
+
+From the Hugging Face Hub by default (the token, if the repo is gated, from $HF_TOKEN), or from a
+mirror laid out like the weights directory with --url / $WEIGHTS_URL. Files already present are not
+fetched again; everything is checked against weights.lock.json, which records new files on their
+first download.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from weights import (  # noqa: E402
+    HF_TOKEN_ENV,
+    WEIGHTS_URL_ENV,
+    WeightsError,
+    fetch_missing,
+    require_weights,
+    verify_weights,
+    weights_dir,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tier", type=int, choices=(2, 3), help="only this tier's weights")
+    parser.add_argument("--dir", type=Path, default=weights_dir(), help="weights directory (default: $WEIGHTS_DIR or ./weights)")
+    parser.add_argument("--url", default=os.environ.get(WEIGHTS_URL_ENV), help="mirror base URL instead of the Hub")
+    parser.add_argument("--endpoint", default=None, help="Hub endpoint (default: huggingface.co or $HF_ENDPOINT)")
+    args = parser.parse_args()
+    try:
+        fetched = fetch_missing(args.dir, args.tier, base_url=args.url, endpoint=args.endpoint,
+                                token=os.environ.get(HF_TOKEN_ENV))
+        for tier in (args.tier,) if args.tier else (2, 3):
+            require_weights(args.dir, tier)
+            verify_weights(args.dir, tier)
+    except WeightsError as error:
+        sys.exit(f"error: {error}")
+    print(f"{len(fetched)} files fetched; every file present and matching the lock in {args.dir}")
+
+
+if __name__ == "__main__":
+    main()
