@@ -9,10 +9,14 @@ weights or the tiny random ones that `scripts/make_tiny_weights.py` writes in th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import subprocess
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +50,9 @@ class WeightSet:
     variant: str | None  # diffusers' `variant=` for the .fp16.safetensors files, None if unsplit
     files: tuple[str, ...]  # paths inside the folder that must all be present
     tier: int
-    # Not pinned to a commit (none could be verified offline): the lock file pins every file's
-    # content instead, and refuses whatever a later download changes.
+    # A branch, tag or commit. A branch is resolved to its commit on the first download and the
+    # lock records that commit, so every later fetch takes the same files (and the lock pins their
+    # content). No commit is written here: none could be checked against the Hub from here.
     revision: str = "main"
 
     def path(self, weights_dir: Path) -> Path:
@@ -205,13 +210,28 @@ def _required(tier: int | None):
                 yield f"{weight_set.folder}/{name}"
 
 
+def read_lock(weights_dir: Path) -> dict:
+    """{relative path: {"size", "sha256", and "revision" (the Hub commit) when fetched from the Hub}}."""
+    lock_path = weights_dir / LOCK_FILE
+    return json.loads(lock_path.read_text()) if lock_path.is_file() else {}
+
+
 def write_lock(weights_dir: Path) -> Path:
-    """Record size and sha256 of every required file present in `weights_dir`."""
-    entries = {
-        name: {"size": (weights_dir / name).stat().st_size, "sha256": file_sha256(weights_dir / name)}
-        for name in _required(None)
-        if (weights_dir / name).is_file()
-    }
+    """Record size and sha256 of every required file present in `weights_dir`, keeping the Hub
+    commit already recorded for a file whose content is unchanged."""
+    previous = read_lock(weights_dir)
+    entries = {}
+    for name in _required(None):
+        path = weights_dir / name
+        if path.is_file():
+            entry = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+            if previous.get(name, {}).get("sha256") == entry["sha256"] and "revision" in previous[name]:
+                entry["revision"] = previous[name]["revision"]
+            entries[name] = entry
+    return _save_lock(weights_dir, entries)
+
+
+def _save_lock(weights_dir: Path, entries: dict) -> Path:
     lock = weights_dir / LOCK_FILE
     lock.write_text(json.dumps(entries, indent=1, sort_keys=True))
     return lock
@@ -225,8 +245,7 @@ def verify_weights(weights_dir: Path, tier: int) -> int | None:
     if not lock_path.is_file():
         return None
     lock = json.loads(lock_path.read_text())
-    cache_path = weights_dir / VERIFIED_CACHE
-    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    cache = _read_verified(weights_dir)
     hashed = 0
     for name in _required(tier):
         path, expected = weights_dir / name, lock.get(name)
@@ -235,26 +254,78 @@ def verify_weights(weights_dir: Path, tier: int) -> int | None:
         stat = path.stat()
         if stat.st_size != expected["size"]:
             raise WeightsError(f"{path} is {stat.st_size} bytes; {lock_path} says {expected['size']}: corrupt or replaced")
-        stamp = [stat.st_size, stat.st_mtime_ns, expected["sha256"]]
-        if cache.get(name) == stamp:
+        if _still_verified(cache.get(name), path, expected["sha256"]):
             continue
         hashed += 1
         if file_sha256(path) != expected["sha256"]:
             raise WeightsError(f"{path} does not match its sha256 in {lock_path}: corrupt or replaced")
-        cache[name] = stamp
-    try:
-        cache_path.write_text(json.dumps(cache))
-    except OSError:
-        pass  # a read-only weights directory (baked into an image) just verifies again next boot
+        cache[name] = _stamp(path, expected["sha256"])
+    _write_verified(weights_dir, cache)
     return hashed
 
 
-# Fetching. Downloads land in .partial/ under the weights directory and are moved into place only
-# once complete and matching the lock, so a failure never leaves half-written weights in place.
+def _stamp(path: Path, sha256: str) -> list:
+    """What a verified file looked like: a later size or mtime change means hash it again."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, sha256]
+
+
+def _still_verified(cached: list | None, path: Path, sha256: str) -> bool:
+    """The file is as it was when hashed. A tar round trip (an image layer built from a verified
+    directory) keeps whole seconds of the mtime only, so a whole-second mtime within the cached
+    second counts as unchanged too: the image need not be hashed again at every cold start."""
+    if cached is None:
+        return False
+    size, mtime_ns, _ = now = _stamp(path, sha256)
+    if now == cached:
+        return True
+    return [size, sha256] == [cached[0], cached[2]] and mtime_ns % 10**9 == 0 and mtime_ns // 10**9 == cached[1] // 10**9
+
+
+def _read_verified(weights_dir: Path) -> dict:
+    path = weights_dir / VERIFIED_CACHE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_verified(weights_dir: Path, cache: dict) -> None:
+    try:
+        (weights_dir / VERIFIED_CACHE).write_text(json.dumps(cache))
+    except OSError:
+        pass  # a read-only weights directory (baked into an image) just verifies again next boot
+
+
+def write_archive(weights_dir: Path, archive: Path, tier: int | None = None) -> int:
+    """Pack the required files of `tier` (all if None) into one uncompressed tar (safetensors do not
+    compress; pget unpacks a plain tar as it streams): what a CDN serves as $WEIGHTS_URL. Every file
+    is checked against the lock first. Returns the number of files packed."""
+    for each in (tier,) if tier else sorted({s.tier for s in WEIGHT_SETS.values()}):
+        require_weights(weights_dir, each)
+        if verify_weights(weights_dir, each) is None:
+            raise WeightsError(f"{weights_dir} has no {LOCK_FILE}: write it with scripts/lock_weights.py first")
+    names = list(_required(tier))
+    partial = archive.with_name(archive.name + ".partial")
+    with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            info = tar.gettarinfo(weights_dir / name, arcname=name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mode = 0o644
+            with open(weights_dir / name, "rb") as handle:
+                tar.addfile(info, handle)
+    os.replace(partial, archive)
+    return len(names)
+
+
+# Fetching. Downloads land in .partial/ under the weights directory and are moved into place one
+# file at a time, only once complete and matching the lock, so a failure never leaves half-written
+# weights in place; .partial/ is removed whatever happens.
 PARTIAL_DIR = ".partial"
-HF_TOKEN_ENV = "HF_TOKEN"  # read by huggingface_hub too; never printed
-WEIGHTS_URL_ENV = "WEIGHTS_URL"  # a mirror laid out like the weights directory (a CDN, say)
+HF_TOKEN_ENV = "HF_TOKEN"  # read by huggingface_hub too; sent to the Hub only, never printed
+# A mirror of the weights directory: a folder of files ({url}/{folder}/{file}) or one tar archive
+# of it (a URL ending in .tar, as a CDN serves it for a Replicate deployment; fetched with pget).
+WEIGHTS_URL_ENV = "WEIGHTS_URL"
 DOWNLOAD_TRIES = 5  # a dropped connection resumes where it stopped (HTTP Range)
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def fetch_missing(
@@ -265,100 +336,199 @@ def fetch_missing(
     endpoint: str | None = None,
     token: str | None = None,
     report=print,
+    progress: bool = False,
 ) -> list[str]:
-    """Download every required file of `tier` (all if None) that is not on disk, from `base_url`
-    (files at {base_url}/{folder}/{file}) or else from the Hugging Face Hub (`endpoint`, default
-    huggingface.co). Returns the files fetched. New files are added to the lock (trust on first
-    download); a file the lock already names must match it or is refused."""
-    lock_path = weights_dir / LOCK_FILE
-    lock = json.loads(lock_path.read_text()) if lock_path.is_file() else {}
-    fetched = []
-    for weight_set in WEIGHT_SETS.values():
-        if tier is not None and weight_set.tier != tier:
-            continue
-        for name in weight_set.files:
-            relative = f"{weight_set.folder}/{name}"
-            target = weights_dir / relative
-            if target.is_file():
-                continue
-            partial = weights_dir / PARTIAL_DIR / relative
-            partial.parent.mkdir(parents=True, exist_ok=True)
-            report(f"Fetching {relative}")
-            if base_url:
-                _download_url(f"{base_url.rstrip('/')}/{relative}", partial, token)
-            else:
-                _download_hub(weight_set, name, partial, endpoint, token)
-            _check_download(partial, lock.get(relative), relative)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(partial, target)
-            lock.setdefault(relative, {"size": target.stat().st_size, "sha256": file_sha256(target)})
-            fetched.append(relative)
-    if fetched:
-        lock_path.write_text(json.dumps(lock, indent=1, sort_keys=True))
-    shutil.rmtree(weights_dir / PARTIAL_DIR, ignore_errors=True)  # only left behind by a failure
+    """Download every required file of `tier` (all if None) that is not on disk, and return them.
+
+    From `base_url` when given (a folder of files, or a .tar archive of the weights directory),
+    otherwise from the Hugging Face Hub (`endpoint`, default huggingface.co) at one commit per
+    repository: the commit the lock recorded, else the manifest's revision resolved to a commit and
+    recorded. A file the lock names must match it or is refused; a new one is added to the lock
+    (trust on first download, pinned from then on)."""
+    lock = read_lock(weights_dir)
+    wanted = [
+        (weight_set, name)
+        for weight_set in WEIGHT_SETS.values()
+        if tier is None or weight_set.tier == tier
+        for name in weight_set.files
+        if not (weight_set.path(weights_dir) / name).is_file()
+    ]
+    if not wanted:
+        return []
+    staging = weights_dir / PARTIAL_DIR
+    fetched: list[str] = []
+    try:
+        if base_url and _is_archive(base_url):
+            unpacked = _fetch_archive(base_url, staging, report, progress)
+            for weight_set, name in wanted:
+                relative = f"{weight_set.folder}/{name}"
+                if not (unpacked / relative).is_file():
+                    raise WeightsError(f"{base_url} does not contain {relative}; rebuild the archive from a complete weights directory")
+                _install(unpacked / relative, weights_dir, relative, lock, None)
+                fetched.append(relative)
+        else:
+            revisions: dict[str, str] = {}
+            for weight_set, name in wanted:
+                relative = f"{weight_set.folder}/{name}"
+                partial = staging / relative
+                partial.parent.mkdir(parents=True, exist_ok=True)
+                report(f"Fetching {relative}")
+                if base_url:
+                    _download_url(f"{base_url.rstrip('/')}/{relative}", partial, progress)
+                    revision = None
+                else:
+                    if weight_set.folder not in revisions:
+                        revisions[weight_set.folder] = _pinned_revision(weight_set, lock, endpoint, token)
+                    revision = revisions[weight_set.folder]
+                    _download_hub(weight_set, name, revision, partial, staging / ".hub", endpoint, token)
+                _install(partial, weights_dir, relative, lock, revision)
+                fetched.append(relative)
+    finally:
+        if fetched:  # what was installed before a failure is recorded, so it is never fetched twice
+            _save_lock(weights_dir, lock)
+            # Hashed on arrival: the setup that follows need not read them again.
+            verified = _read_verified(weights_dir)
+            verified.update({name: _stamp(weights_dir / name, lock[name]["sha256"]) for name in fetched})
+            _write_verified(weights_dir, verified)
+        shutil.rmtree(staging, ignore_errors=True)
     return fetched
 
 
-def _check_download(path: Path, expected: dict | None, relative: str) -> None:
-    if expected is None:
-        return
-    if path.stat().st_size != expected["size"] or file_sha256(path) != expected["sha256"]:
-        path.unlink()
+def _install(source: Path, weights_dir: Path, relative: str, lock: dict, revision: str | None) -> None:
+    """Move a downloaded file into place if it matches the lock; record it if the lock is silent."""
+    size, sha256 = source.stat().st_size, file_sha256(source)
+    expected = lock.get(relative)
+    if expected is not None and (size, sha256) != (expected["size"], expected["sha256"]):
+        source.unlink()
         raise WeightsError(f"downloaded {relative} does not match {LOCK_FILE}: refused and deleted")
+    target = weights_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    if expected is None:
+        lock[relative] = {"size": size, "sha256": sha256, **({"revision": revision} if revision else {})}
 
 
-def _access_error(status: int, where: str, repo: str) -> WeightsError:
-    if status in (401, 403):
+def _is_archive(url: str) -> bool:
+    return url.split("?", 1)[0].endswith(".tar")
+
+
+def _fetch_archive(url: str, staging: Path, report, progress: bool) -> Path:
+    """Unpack a tar archive of the weights directory into staging/archive: with pget when it is on
+    PATH (parallel ranges, extracted as it streams), else a resumable download and Python's tarfile."""
+    unpacked = staging / "archive"
+    shutil.rmtree(unpacked, ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    pget = shutil.which("pget")
+    if pget:
+        report(f"Fetching {_shown(url)} with pget")
+        result = subprocess.run([pget, "-x", url, str(unpacked)], capture_output=True, text=True)
+        if result.returncode:
+            detail = (result.stderr or result.stdout).strip().replace(url, _shown(url))[-500:]
+            raise WeightsError(f"pget could not fetch {_shown(url)} (exit {result.returncode}): {detail}")
+        return unpacked
+    report(f"Fetching {_shown(url)} (pget is not on PATH: one stream with resume, then unpacking)")
+    archive = staging / "weights.tar"
+    _download_url(url, archive, progress)
+    try:
+        with tarfile.open(archive) as tar:
+            # "data": no absolute paths, no "..", no links out of the folder, no device files.
+            tar.extractall(unpacked, filter="data")
+    except (tarfile.TarError, EOFError) as error:
+        raise WeightsError(f"{_shown(url)} is not a readable tar archive ({error})") from error
+    archive.unlink()
+    return unpacked
+
+
+def _shown(url: str) -> str:
+    """A URL as it may appear in a message: without its query (signed CDN URLs carry credentials)."""
+    return url.split("?", 1)[0]
+
+
+def _access_error(status: int, where: str, repo: str | None) -> WeightsError:
+    if status in (401, 403) and repo:
         return WeightsError(
-            f"{where}: access refused (HTTP {status}). {repo} may be gated: accept its licence on "
+            f"{where}: access refused (HTTP {status}). {repo} is gated: accept its licence on "
             f"https://huggingface.co/{repo} with your account, then set {HF_TOKEN_ENV} to a token of "
             f"that account (a missing or rejected token gives this error)."
         )
+    if status in (401, 403):
+        return WeightsError(f"{where}: access refused (HTTP {status}); check that the mirror URL is current (signed URLs expire)")
     if status == 404:
         return WeightsError(f"{where}: not found (HTTP 404); check the repository and file name")
     return WeightsError(f"{where}: HTTP {status}")
 
 
-def _download_url(url: str, partial: Path, token: str | None) -> None:
+def _download_url(url: str, partial: Path, progress: bool) -> None:
+    """A plain HTTP download with resume. No credentials are sent: the Hub token stays with the Hub."""
     import requests
+    from tqdm import tqdm
 
-    repo = url.split("://", 1)[-1]
     last_error: Exception | None = None
     for _ in range(DOWNLOAD_TRIES):
         start = partial.stat().st_size if partial.is_file() else 0
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        if start:
-            headers["Range"] = f"bytes={start}-"
+        headers = {"Range": f"bytes={start}-"} if start else {}
         try:
             with requests.get(url, headers=headers, stream=True, timeout=(10, 60)) as response:
                 if response.status_code >= 400:
-                    raise _access_error(response.status_code, url, repo)
-                resumed = start and response.status_code == 206
-                with open(partial, "ab" if resumed else "wb") as handle:
+                    raise _access_error(response.status_code, _shown(url), None)
+                resumed = bool(start) and response.status_code == 206
+                total = int(response.headers.get("Content-Length", 0)) + (start if resumed else 0)
+                with open(partial, "ab" if resumed else "wb") as handle, tqdm(
+                    total=total or None, initial=start if resumed else 0, unit="B", unit_scale=True,
+                    desc=partial.name, disable=not progress,
+                ) as bar:
                     for block in response.iter_content(chunk_size=1 << 20):
                         handle.write(block)
+                        bar.update(len(block))
             return
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
             last_error = error  # the connection dropped mid-file: resume from what arrived
-    raise WeightsError(f"{url}: the download kept breaking off ({DOWNLOAD_TRIES} tries)") from last_error
+    raise WeightsError(f"{_shown(url)}: the download kept breaking off ({DOWNLOAD_TRIES} tries)") from last_error
 
 
-def _download_hub(weight_set: WeightSet, name: str, partial: Path, endpoint: str | None, token: str | None) -> None:
-    from huggingface_hub import hf_hub_download
+@contextlib.contextmanager
+def _hub_errors(where: str, repo: str):
+    """Turn huggingface_hub's exceptions into messages that say what to do (never the token)."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    staging = partial.parent / ".hub"
     try:
-        downloaded = hf_hub_download(
-            weight_set.repo, name, revision=weight_set.revision, local_dir=staging, token=token or None,
-            endpoint=endpoint,
-        )
+        yield
     except HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else 0
-        raise _access_error(status, f"{weight_set.repo}/{name}", weight_set.repo) from error
-    except (OSError, ValueError) as error:  # no network, DNS, offline mode, a timeout
+        raise _access_error(status, where, repo) from error
+    except WeightsError:
+        raise
+    except Exception as error:  # no network, DNS, offline mode, a timeout: the HTTP client's own types
         raise WeightsError(
-            f"{weight_set.repo}/{name}: could not be downloaded ({type(error).__name__}). Pre-fetch with "
+            f"{where}: could not be downloaded ({type(error).__name__}). Pre-fetch with "
             f"scripts/download_weights.py, or set {WEIGHTS_URL_ENV} to a mirror."
         ) from error
+
+
+def _pinned_revision(weight_set: WeightSet, lock: dict, endpoint: str | None, token: str | None) -> str:
+    """The one commit a repository's files come from: as recorded in the lock, else the manifest's
+    revision when it is a commit, else that branch or tag resolved to its commit now."""
+    prefix = f"{weight_set.folder}/"
+    recorded = {entry["revision"] for name, entry in lock.items() if name.startswith(prefix) and "revision" in entry}
+    if len(recorded) > 1:
+        raise WeightsError(f"{LOCK_FILE} records files of {weight_set.repo} from several commits: {sorted(recorded)}")
+    if recorded:
+        return recorded.pop()
+    if _COMMIT.fullmatch(weight_set.revision):
+        return weight_set.revision
+    from huggingface_hub import HfApi
+
+    with _hub_errors(f"{weight_set.repo}@{weight_set.revision}", weight_set.repo):
+        return HfApi(endpoint=endpoint, token=token or None).model_info(weight_set.repo, revision=weight_set.revision).sha
+
+
+def _download_hub(weight_set: WeightSet, name: str, revision: str, partial: Path, hub_staging: Path,
+                  endpoint: str | None, token: str | None) -> None:
+    from huggingface_hub import hf_hub_download
+
+    with _hub_errors(f"{weight_set.repo}/{name}", weight_set.repo):
+        downloaded = hf_hub_download(
+            weight_set.repo, name, revision=revision, local_dir=hub_staging / weight_set.folder,
+            token=token or None, endpoint=endpoint,
+        )
     os.replace(downloaded, partial)

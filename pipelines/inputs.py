@@ -220,15 +220,12 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         raise InputError(f"unknown input {unknown[0]!r}; the inputs are: {', '.join(INPUTS)}")
 
     tier = _check_choice("tier", raw.get("tier", INPUTS["tier"].default), TIERS)
-    defaults = TIER_DEFAULTS[tier]
+    # What a left-out (or null) input becomes: the tier's default, else the input's own.
+    defaults = {**{name: spec.default for name, spec in INPUTS.items()}, **TIER_DEFAULTS[tier]}
 
     def given(name: str) -> Any:
         value = raw.get(name)
         return defaults[name] if value is None else value
-
-    def given_or_default(name: str) -> Any:
-        value = raw.get(name)
-        return INPUTS[name].default if value is None else value
 
     prompt = _check_text("prompt", raw.get("prompt"))
     image = raw.get("image") or None
@@ -266,14 +263,14 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         ),
         seed=_check_int("seed", seed, 0, MAX_SEED),
         output_format=_check_choice(
-            "output_format", raw.get("output_format") or spec["output_format"].default, OUTPUT_FORMATS
+            "output_format", given("output_format"), OUTPUT_FORMATS
         ),
         motion_bucket_id=_check_int(
-            "motion_bucket_id", given_or_default("motion_bucket_id"), int(spec["motion_bucket_id"].ge),
+            "motion_bucket_id", given("motion_bucket_id"), int(spec["motion_bucket_id"].ge),
             int(spec["motion_bucket_id"].le),
         ),
         noise_aug_strength=_check_float(
-            "noise_aug_strength", given_or_default("noise_aug_strength"), spec["noise_aug_strength"].ge,
+            "noise_aug_strength", given("noise_aug_strength"), spec["noise_aug_strength"].ge,
             spec["noise_aug_strength"].le,
         ),
         image=image,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import io
 import json
 import platform
 import statistics
@@ -38,7 +39,7 @@ from pipelines.progress import Progress  # noqa: E402
 from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo  # noqa: E402
 from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo  # noqa: E402
 from pipelines.video import to_uint8, write_video  # noqa: E402
-from weights import WEIGHT_SETS  # noqa: E402
+from weights import VERIFIED_CACHE, WEIGHT_SETS, verify_weights, write_lock  # noqa: E402
 
 CONFIGS = REPO / "docs" / "model_configs.json"  # copy of the real repos' config.json values
 H100_DOLLARS_PER_SECOND = 0.001525  # Replicate's H100 price
@@ -51,7 +52,7 @@ class StageTimer(Progress):
     """Progress that also adds up wall time per stage (synchronising the GPU at each step)."""
 
     def __init__(self, total: int, device: Device):
-        super().__init__(total, stream=open("/dev/null", "w"))
+        super().__init__(total, stream=io.StringIO())
         self.device, self.seconds, self._last = device, {}, time.perf_counter()
 
     def advance(self, stage: str, units: int = 1) -> None:
@@ -168,7 +169,7 @@ def measure_ours(pipeline, request, device: Device, runs: int, warmups: int) -> 
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        pipeline.generate(request, Progress(pipeline.progress_units(request), stream=open("/dev/null", "w")))
+        pipeline.generate(request, Progress(pipeline.progress_units(request), stream=io.StringIO()))
     return dict(seconds=statistics.median(s[0] for s in samples), stages=stages, frames=samples[-1][1][1],
                 flops=counter.get_total_flops(),
                 peak_vram_gib=torch.cuda.max_memory_allocated() / 2**30 if device.is_gpu else None)
@@ -206,6 +207,7 @@ def benchmark(weights_dir: Path, device: Device, smoke: bool, runs: int, warmups
                 for tier in (2, 3)}
     results = {"peak_matmul_tflops": matmul_peak_tflops(device), "tiers": {}}
 
+    results.update(measure_verification(weights_dir))
     # (b) ours first, so its peak memory counts only its own models, every tier resident.
     setup_seconds, ours = timed(lambda: _load_ours(weights_dir, device), device)
     results["setup_seconds"] = setup_seconds
@@ -229,6 +231,23 @@ def benchmark(weights_dir: Path, device: Device, smoke: bool, runs: int, warmups
     return results
 
 
+def measure_verification(weights_dir: Path) -> dict:
+    """The part of setup before loading: every file hashed against the lock (a first boot), then the
+    same check again with the hashes cached (a warm boot, or an image built from verified weights)."""
+    (weights_dir / VERIFIED_CACHE).unlink(missing_ok=True)
+    started = time.perf_counter()
+    for tier in (2, 3):
+        verify_weights(weights_dir, tier)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    for tier in (2, 3):
+        verify_weights(weights_dir, tier)
+    cached = time.perf_counter() - started
+    every_file = [set_.path(weights_dir) / name for set_ in WEIGHT_SETS.values() for name in set_.files]
+    return dict(weights_gib=sum(path.stat().st_size for path in every_file) / 2**30,
+                verify_first_boot_seconds=first, verify_cached_seconds=cached)
+
+
 def _load_ours(weights_dir: Path, device: Device) -> dict:
     tier2 = TextToVideo.load(weights_dir, device)
     return {2: tier2, 3: KeyframeToVideo.load(weights_dir, device, clip_l=tier2.pipeline.text_encoder)}
@@ -246,7 +265,10 @@ def write_results(out: Path, results: dict, device: Device, smoke: bool) -> None
     lines = [f"# Benchmark, {results['date']}: {results['machine']}", "",
              "CPU smoke run on tiny random weights: checks the harness, says nothing about speed." if smoke else
              "Full-size architectures, random weights, production defaults.", "",
-             f"Setup (ours, every model, to ready): {results['setup_seconds']:.1f} s. "
+             f"Setup (ours, every model, to ready): {results['setup_seconds']:.1f} s, after verifying "
+             f"{results['weights_gib']:.2f} GiB of weights against the lock: "
+             f"{results['verify_first_boot_seconds']:.1f} s on a first boot (every file hashed), "
+             f"{results['verify_cached_seconds']:.2f} s with the hashes cached. "
              f"Measured matmul peak: {results['peak_matmul_tflops']:.1f} TFLOP/s.", "",
              "| tier | settings | stock s | ours s | speed-up | TFLOP | TFLOP/s | share of peak | peak VRAM GiB | $ per video (H100) | max abs err | PSNR dB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -282,6 +304,7 @@ def main() -> None:
         weights_dir = args.weights_dir
         if not (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").is_file():
             write_weights(weights_dir, build_full_size_models(device))
+            write_lock(weights_dir)  # pinned like real weights, so setup's verification is measured too
             (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").write_text("random weights, real architectures\n")
             torch.cuda.empty_cache()
     results = benchmark(weights_dir, device, args.smoke, args.runs, args.warmups)

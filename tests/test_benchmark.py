@@ -17,6 +17,8 @@ def test_smoke_benchmark_times_both_variants_counts_flops_and_compares_frames(tm
     results = json.loads((tmp_path / "benchmark.json").read_text())
     assert results["smoke"] is True and results["date"] and "CPU" in results["machine"]
     assert results["setup_seconds"] > 0 and results["peak_matmul_tflops"] > 0
+    # Setup's verification is reported both ways (first boot, hashes cached).
+    assert results["weights_gib"] > 0 and results["verify_cached_seconds"] > 0 and results["verify_first_boot_seconds"] > 0
     assert set(results["tiers"]) == {"2", "3"}
     for tier, stages in (("2", {"denoising", "decoding", "encoding"}),
                          ("3", {"keyframe", "animating", "decoding", "encoding"})):

@@ -1,15 +1,18 @@
-"""Fetching weights over real HTTP from a local server on 127.0.0.1 that serves the tiny weights as a
-mirror (/{folder}/{file}) and as the Hub's file endpoint (/{repo}/resolve/{revision}/{file}),
-through huggingface_hub and requests unmodified."""
+"""Fetching weights over real HTTP from a local server on 127.0.0.1 that serves the tiny weights the
+ways a deployment gets them: as a mirror folder (/{folder}/{file}), as one tar archive
+(/weights.tar, what a CDN serves and pget unpacks), and as the Hub (/api/models/{repo}/revision/{rev}
+and /{repo}/resolve/{commit}/{file}), through huggingface_hub, requests and tarfile unmodified."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
+import json
+import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,19 +21,24 @@ import pytest
 
 from pipelines.tier2 import TextToVideo
 from pipelines.common import pick_device
-from weights import (LOCK_FILE, PARTIAL_DIR, WEIGHT_SETS, WeightsError, fetch_missing, require_weights,
-                     verify_weights)
+from weights import (LOCK_FILE, PARTIAL_DIR, VERIFIED_CACHE, WEIGHT_SETS, WeightsError, fetch_missing, read_lock,
+                     require_weights, verify_weights)
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "hf_secret_token_do_not_print_1234"
 GATED = WEIGHT_SETS["svd"]
+COMMIT, NEWER_COMMIT = "a" * 40, "b" * 40
+TIER2_FILES = len(WEIGHT_SETS["sd15"].files) + len(WEIGHT_SETS["animatediff"].files)
 
 
 class WeightsHost:
-    """Serves a weights directory; counts requests; can drop a file mid-way or demand a token."""
+    """Serves a weights directory; records requests; can drop a file mid-way, flip a byte, refuse a
+    path, and move the Hub's `main` branch to a newer commit."""
 
     def __init__(self, root: Path):
-        self.root, self.requests, self.drop_once, self.corrupt = root, [], set(), set()
+        self.root, self.requests = root, []
+        self.drop_once, self.corrupt, self.refuse = set(), set(), set()
+        self.main_commit, self.extra_members = COMMIT, {}
         host = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,23 +51,33 @@ class WeightsHost:
                 self.serve(body=True)
 
             def serve(self, body):
-                host.requests.append((self.command, self.path))
-                relative = host.resolve(self.path)
-                if relative is None or not (host.root / relative).is_file():
+                path = self.path.split("?")[0].lstrip("/")
+                host.requests.append((self.command, "/" + path, self.headers.get("Authorization")))
+                if path in host.refuse:
+                    return self.send_error(403)
+                if path.startswith("api/models/"):
+                    return self.send_bytes(json.dumps({"id": host.repo_of(path), "sha": host.main_commit}).encode(), body)
+                relative, gated = host.resolve(path)
+                if gated and self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    # As the Hub answers for a gated repo: 401 without a token, 403 with one that
+                    # has not accepted the licence, each marked with its error code.
+                    self.send_response(401 if self.headers.get("Authorization") is None else 403)
+                    self.send_header("X-Error-Code", "GatedRepo")
+                    self.send_header("Content-Length", "0")
+                    return self.end_headers()
+                if relative == "weights.tar":
+                    return self.send_bytes(host.archive(), body, relative)
+                if not (host.root / relative).is_file():
                     return self.send_error(404)
-                if relative.startswith(GATED.folder + "/"):
-                    auth = self.headers.get("Authorization")
-                    if auth != f"Bearer {TOKEN}":
-                        return self.send_error(401 if auth is None else 403)
-                data = (host.root / relative).read_bytes()
-                if relative in host.corrupt:
-                    data = data[:-1] + bytes([data[-1] ^ 0xFF])
+                return self.send_bytes(host.content(relative), body, relative)
+
+            def send_bytes(self, data, body, relative=None):
                 start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Length", str(len(data) - start))
                 self.send_header("Accept-Ranges", "bytes")
-                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-                self.send_header("X-Repo-Commit", "0" * 40)
+                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')  # as the Hub's LFS files
+                self.send_header("X-Repo-Commit", COMMIT)
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.end_headers()
@@ -80,13 +98,40 @@ class WeightsHost:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def resolve(self, path: str) -> str | None:
-        path = path.split("?")[0].lstrip("/")
+    @staticmethod
+    def repo_of(api_path: str) -> str:
+        return api_path[len("api/models/") :].split("/revision/")[0]
+
+    def resolve(self, path: str) -> tuple[str, bool]:
+        """(path under the served directory, whether it needs the Hub token)."""
         for weight_set in WEIGHT_SETS.values():
-            prefix = f"{weight_set.repo}/resolve/{weight_set.revision}/"
+            prefix = f"{weight_set.repo}/resolve/"
             if path.startswith(prefix):
-                return f"{weight_set.folder}/{path[len(prefix):]}"
-        return path
+                return f"{weight_set.folder}/{path[len(prefix):].split('/', 1)[1]}", weight_set is GATED
+        return path, False
+
+    def content(self, relative: str) -> bytes:
+        data = (self.root / relative).read_bytes()
+        return data[:-1] + bytes([data[-1] ^ 0xFF]) if relative in self.corrupt else data
+
+    def archive(self) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for path in sorted(self.root.rglob("*")):
+                if path.is_file():
+                    relative = path.relative_to(self.root).as_posix()
+                    data = self.content(relative)
+                    info = tarfile.TarInfo(relative)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+            for name, data in self.extra_members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+    def paths(self, method=None):
+        return [path for verb, path, _ in self.requests if method is None or verb == method]
 
     def close(self):
         self.server.shutdown()
@@ -102,38 +147,64 @@ def host(tiny_weights_dir, tmp_path):
     served.close()
 
 
+@pytest.fixture
+def no_pget(monkeypatch):
+    """PATH as on a machine without pget (this one has none, but say so rather than rely on it)."""
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + "/usr/bin:/bin")
+
+
 def lock_from(host, destination: Path) -> None:
     """Pinned content: the lock a publisher commits after the first trusted download."""
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copy(host.root / LOCK_FILE, destination / LOCK_FILE)
 
 
+def quiet(**kwargs):
+    return dict(report=lambda line: None, **kwargs)
+
+
 def test_fetch_from_a_mirror_verify_and_load_then_no_requests(host, tmp_path):
     destination = tmp_path / "weights"
     lock_from(host, destination)
-    fetched = fetch_missing(destination, tier=2, base_url=host.url, report=lambda line: None)
-    assert len(fetched) == len(WEIGHT_SETS["sd15"].files) + len(WEIGHT_SETS["animatediff"].files)
+    fetched = fetch_missing(destination, tier=2, base_url=host.url, **quiet())
+    assert len(fetched) == TIER2_FILES
     require_weights(destination, tier=2)
-    assert verify_weights(destination, tier=2) == len(fetched)
+    assert verify_weights(destination, tier=2) == 0  # hashed on arrival: setup does not read them again
     TextToVideo.load(destination, pick_device())  # the production loader takes what was fetched
     assert not (destination / PARTIAL_DIR).exists()
 
     host.requests.clear()
-    assert fetch_missing(destination, tier=2, base_url=host.url, report=lambda line: None) == []
+    assert fetch_missing(destination, tier=2, base_url=host.url, **quiet()) == []
     assert host.requests == []
 
 
-def test_fetch_from_the_hub_endpoint_with_a_token(host, tmp_path):
+def test_the_hub_token_is_never_sent_to_a_mirror(host, tmp_path):
+    fetch_missing(tmp_path / "weights", tier=3, base_url=host.url, token=TOKEN, **quiet())
+    assert host.requests and all(auth is None for _, _, auth in host.requests)
+
+
+def test_fetch_from_the_hub_at_one_commit_recorded_in_the_lock(host, tmp_path):
     destination = tmp_path / "weights"
-    lock_from(host, destination)
-    fetched = fetch_missing(destination, tier=3, endpoint=host.url, token=TOKEN, report=lambda line: None)
-    assert any(name.startswith(GATED.folder) for name in fetched)
-    # huggingface_hub asked the Hub's file endpoint for each file: a HEAD for metadata, then a GET.
-    repos = tuple(f"/{s.repo}/resolve/{s.revision}/" for s in WEIGHT_SETS.values() if s.tier == 3)
-    assert len(host.requests) == 2 * len(fetched)
-    assert all(method in ("HEAD", "GET") and path.startswith(repos) for method, path in host.requests)
+    fetched = fetch_missing(destination, tier=3, endpoint=host.url, token=TOKEN, **quiet())
+    tier3 = [s for s in WEIGHT_SETS.values() if s.tier == 3]
+    # One lookup of `main` per repository, then each file from that commit: a HEAD, then a GET.
+    api = [path for path in host.paths() if path.startswith("/api/")]
+    assert sorted(api) == sorted(f"/api/models/{s.repo}/revision/main" for s in tier3)
+    files = [path for path in host.paths() if "/resolve/" in path]
+    assert len(files) == 2 * len(fetched) and all(f"/resolve/{COMMIT}/" in path for path in files)
+    lock = read_lock(destination)
+    assert all(lock[name]["revision"] == COMMIT for name in fetched)  # trust on first download...
     require_weights(destination, tier=3)
-    assert verify_weights(destination, tier=3) > 0
+    assert verify_weights(destination, tier=3) == 0
+
+    # ...then pinned: `main` moves on, a file goes missing, and it comes back from the locked commit.
+    host.main_commit, host.requests = NEWER_COMMIT, []
+    lost = f"{GATED.folder}/unet/config.json"
+    (destination / lost).unlink()
+    assert fetch_missing(destination, tier=3, endpoint=host.url, token=TOKEN, **quiet()) == [lost]
+    assert not [p for p in host.paths() if p.startswith("/api/")]
+    assert all(f"/resolve/{COMMIT}/" in path for path in host.paths())
+    assert verify_weights(destination, tier=3) == 0
 
 
 def test_a_connection_dropped_mid_file_resumes(host, tmp_path):
@@ -141,10 +212,10 @@ def test_a_connection_dropped_mid_file_resumes(host, tmp_path):
     lock_from(host, destination)
     big = f"{WEIGHT_SETS['sd15'].folder}/unet/diffusion_pytorch_model.fp16.safetensors"
     host.drop_once.add(big)
-    fetch_missing(destination, tier=2, base_url=host.url, report=lambda line: None)
-    ranges = [path for method, path in host.requests if path.endswith(big)]
-    assert len(ranges) == 2  # the first broke off; the second asked for the rest
-    assert verify_weights(destination, tier=2) > 0
+    fetch_missing(destination, tier=2, base_url=host.url, **quiet())
+    assert host.paths().count(f"/{big}") == 2  # the first broke off; the second asked for the rest
+    (destination / VERIFIED_CACHE).unlink()
+    assert verify_weights(destination, tier=2) == TIER2_FILES  # every byte hashed again, and matching
 
 
 def test_a_wrong_byte_fails_verification_and_leaves_nothing(host, tmp_path):
@@ -153,32 +224,124 @@ def test_a_wrong_byte_fails_verification_and_leaves_nothing(host, tmp_path):
     bad = f"{WEIGHT_SETS['animatediff'].folder}/diffusion_pytorch_model.safetensors"
     host.corrupt.add(bad)
     with pytest.raises(WeightsError, match=f"downloaded {bad} does not match {LOCK_FILE}: refused and deleted"):
-        fetch_missing(destination, tier=2, base_url=host.url, report=lambda line: None)
-    assert not (destination / bad).exists()
-    assert not list((destination / PARTIAL_DIR).rglob("*.safetensors"))
+        fetch_missing(destination, tier=2, base_url=host.url, **quiet())
+    assert not (destination / bad).exists() and not (destination / PARTIAL_DIR).exists()
+
+
+def test_a_failure_midway_keeps_what_was_verified_and_the_next_run_finishes(host, tmp_path):
+    destination = tmp_path / "weights"
+    late = f"{WEIGHT_SETS['animatediff'].folder}/config.json"
+    host.refuse.add(late)
+    with pytest.raises(WeightsError, match=r"access refused \(HTTP 403\); check that the mirror URL is current"):
+        fetch_missing(destination, tier=2, base_url=host.url, **quiet())
+    done = read_lock(destination)
+    assert len(done) == len(WEIGHT_SETS["sd15"].files) and not (destination / late).exists()
+    host.refuse.clear()
+    host.requests.clear()
+    assert fetch_missing(destination, tier=2, base_url=host.url, **quiet()) == [
+        late, f"{WEIGHT_SETS['animatediff'].folder}/diffusion_pytorch_model.safetensors"]
+    require_weights(destination, tier=2)
+    (destination / VERIFIED_CACHE).unlink()
+    assert verify_weights(destination, tier=2) == TIER2_FILES
 
 
 @pytest.mark.parametrize("token, status", [(None, 401), ("hf_wrong_token_5678", 403)])
 def test_gated_repo_without_a_good_token_says_what_to_do_and_never_prints_it(host, tmp_path, token, status, capsys):
-    destination = tmp_path / "weights"
     with pytest.raises(WeightsError) as error:
-        fetch_missing(destination, tier=3, base_url=host.url, token=token)
+        fetch_missing(tmp_path / "weights", tier=3, endpoint=host.url, token=token)
     message = str(error.value)
     assert f"access refused (HTTP {status})" in message and "accept its licence" in message and "HF_TOKEN" in message
+    assert GATED.repo in message
     printed = capsys.readouterr()
     for text in (message, printed.out, printed.err, repr(error.value.__cause__)):
         assert TOKEN not in text and "hf_wrong_token_5678" not in text
 
 
-def test_hub_refusal_is_translated_too(host, tmp_path):
-    with pytest.raises(WeightsError, match=r"access refused \(HTTP 401\)"):
-        fetch_missing(tmp_path / "weights", tier=3, endpoint=host.url, token=None, report=lambda line: None)
-
-
 def test_missing_file_is_a_404_message(host, tmp_path):
     (host.root / WEIGHT_SETS["sd15"].folder / "vae" / "config.json").unlink()
     with pytest.raises(WeightsError, match=r"not found \(HTTP 404\)"):
-        fetch_missing(tmp_path / "weights", tier=2, base_url=host.url, report=lambda line: None)
+        fetch_missing(tmp_path / "weights", tier=2, base_url=host.url, **quiet())
+
+
+# One tar archive of the weights directory, as a CDN serves it to a Replicate deployment.
+
+
+def test_fetch_an_archive_without_pget_resumes_verifies_and_loads(host, tmp_path, no_pget):
+    destination = tmp_path / "weights"
+    lock_from(host, destination)
+    host.drop_once.add("weights.tar")
+    host.extra_members[f"{WEIGHT_SETS['sd15'].folder}/unet/diffusion_pytorch_model.bin"] = b"\x80\x04pickle"
+    fetched = fetch_missing(destination, tier=2, base_url=f"{host.url}/weights.tar", **quiet())
+    assert len(fetched) == TIER2_FILES
+    assert host.paths() == ["/weights.tar", "/weights.tar"]  # broke off once, then the rest
+    assert not list(destination.rglob("*.bin")), "only the manifest's files are taken from an archive"
+    require_weights(destination, tier=2)
+    (destination / VERIFIED_CACHE).unlink()
+    assert verify_weights(destination, tier=2) == len(fetched)
+    TextToVideo.load(destination, pick_device())
+    assert not (destination / PARTIAL_DIR).exists()
+
+
+def test_an_archive_with_a_wrong_byte_is_refused(host, tmp_path, no_pget):
+    destination = tmp_path / "weights"
+    lock_from(host, destination)
+    bad = f"{WEIGHT_SETS['sd15'].folder}/vae/diffusion_pytorch_model.fp16.safetensors"
+    host.corrupt.add(bad)
+    with pytest.raises(WeightsError, match=f"downloaded {bad} does not match"):
+        fetch_missing(destination, tier=2, base_url=f"{host.url}/weights.tar", **quiet())
+    assert not (destination / bad).exists() and not (destination / PARTIAL_DIR).exists()
+
+
+def test_an_archive_reaching_outside_its_folder_is_refused(host, tmp_path, no_pget):
+    destination = tmp_path / "weights"
+    host.extra_members["../escaped.txt"] = b"outside"
+    with pytest.raises(WeightsError, match="not a readable tar archive"):
+        fetch_missing(destination, tier=2, base_url=f"{host.url}/weights.tar", **quiet())
+    assert not list(tmp_path.rglob("escaped.txt")) and not (destination / PARTIAL_DIR).exists()
+
+
+PGET_STAND_IN = """#!{python}
+# Stands in for replicate/pget (a Go binary, not installable here) with its command line,
+# `pget -x URL DEST`: download URL and unpack the tar archive into DEST.
+import json, sys, tarfile, urllib.request
+with open({log!r}, "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+if {fail}:
+    sys.exit("error: GET " + sys.argv[2] + ": 403 Forbidden")
+flag, url, dest = sys.argv[1:]
+assert flag == "-x"
+with urllib.request.urlopen(url) as response, tarfile.open(fileobj=response, mode="r|") as tar:
+    tar.extractall(dest, filter="data")
+"""
+
+
+def put_pget_on_path(tmp_path, monkeypatch, fail=False) -> Path:
+    bin_dir, log = tmp_path / "bin", tmp_path / "pget.log"
+    bin_dir.mkdir()
+    (bin_dir / "pget").write_text(PGET_STAND_IN.format(python=sys.executable, log=str(log), fail=fail))
+    (bin_dir / "pget").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir) + os.pathsep + os.environ["PATH"])
+    return log
+
+
+def test_fetch_an_archive_with_pget_when_it_is_on_path(host, tmp_path, monkeypatch):
+    log = put_pget_on_path(tmp_path, monkeypatch)
+    destination = tmp_path / "weights"
+    lock_from(host, destination)
+    url = f"{host.url}/weights.tar"
+    assert len(fetch_missing(destination, tier=2, base_url=url, **quiet())) == TIER2_FILES
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [
+        ["-x", url, str(destination / PARTIAL_DIR / "archive")]]
+    (destination / VERIFIED_CACHE).unlink()
+    assert verify_weights(destination, tier=2) == TIER2_FILES and not (destination / PARTIAL_DIR).exists()
+
+
+def test_a_failing_pget_is_reported_without_the_signed_query(host, tmp_path, monkeypatch):
+    put_pget_on_path(tmp_path, monkeypatch, fail=True)
+    with pytest.raises(WeightsError) as error:
+        fetch_missing(tmp_path / "weights", tier=2, base_url=f"{host.url}/weights.tar?X-Signature=secret123", **quiet())
+    assert "pget could not fetch" in str(error.value) and "403 Forbidden" in str(error.value)
+    assert "secret123" not in str(error.value)
 
 
 def test_download_script_fetches_then_does_nothing(host, tmp_path):
@@ -212,3 +375,24 @@ def test_an_unreachable_hub_gives_an_actionable_message(tmp_path):
     with pytest.raises(WeightsError, match="could not be downloaded .* Pre-fetch with scripts/download_weights.py"):
         fetch_missing(tmp_path / "weights", tier=2, endpoint=f"http://127.0.0.1:{free_port()}",
                       report=lambda line: None)
+
+
+def test_an_archive_packed_by_the_script_is_served_and_fetched(host, tmp_path, no_pget):
+    packed = host.root / "packed.tar"  # served like any file under the mirror's root
+    pack = [sys.executable, "scripts/pack_weights.py", str(host.root), str(packed), "--tier", "2"]
+    assert "Packed 14 files" in subprocess.run(pack, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    destination = tmp_path / "weights"
+    lock_from(host, destination)
+    assert len(fetch_missing(destination, tier=2, base_url=f"{host.url}/packed.tar", **quiet())) == TIER2_FILES
+    (destination / VERIFIED_CACHE).unlink()
+    assert verify_weights(destination, tier=2) == TIER2_FILES
+
+
+def test_packing_refuses_weights_that_differ_from_the_lock(host, tmp_path):
+    unet = host.root / WEIGHT_SETS["sd15"].folder / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    data = unet.read_bytes()
+    unet.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    pack = [sys.executable, "scripts/pack_weights.py", str(host.root), str(tmp_path / "out.tar")]
+    result = subprocess.run(pack, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1 and "diffusion_pytorch_model.fp16.safetensors" in result.stderr
+    assert not (tmp_path / "out.tar").exists()

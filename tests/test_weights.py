@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tarfile
 import sys
 from pathlib import Path
 
@@ -111,3 +112,19 @@ def test_without_a_lock_setup_warns_that_weights_are_unverified(weights_copy, mo
     assert "weights are not verified" in capsys.readouterr().out
     subprocess.run([sys.executable, "scripts/lock_weights.py", str(weights_copy)], cwd=REPO, check=True)
     assert verify_weights(weights_copy, tier=3) == sum(len(s.files) for s in WEIGHT_SETS.values() if s.tier == 3)
+
+
+def test_verified_hashes_survive_a_tar_round_trip_like_an_image_layer(weights_copy, tmp_path):
+    """Verified before `cog build`, the weights reach the container through a layer tar, which keeps
+    whole-second mtimes only: the cold start must not hash them all again, yet still catch a change."""
+    verify_weights(weights_copy, tier=2)
+    layer = tmp_path / "layer.tar"
+    with tarfile.open(layer, "w", format=tarfile.USTAR_FORMAT) as tar:  # ustar: whole seconds
+        tar.add(weights_copy, arcname="weights")
+    with tarfile.open(layer) as tar:
+        tar.extractall(tmp_path / "container", filter="data")
+    container = tmp_path / "container" / "weights"
+    assert verify_weights(container, tier=2) == 0
+    flip_one_byte(WEIGHT_SETS["animatediff"].path(container) / "diffusion_pytorch_model.safetensors")
+    with pytest.raises(WeightsError, match="does not match its sha256"):
+        verify_weights(container, tier=2)
