@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 from dataclasses import dataclass
 
@@ -54,17 +52,6 @@ def free_memory(device: Device) -> None:
     gc.collect()
     if device.is_gpu:
         torch.cuda.empty_cache()
-
-
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None
-
-
-def release_freed_heap() -> None:
-    """Hand memory that Python and torch freed back to the OS. Without it glibc keeps freed pages
-    in per-thread arenas: over a soak of mixed tier-2 request sizes the worker's RSS grew ~19 %;
-    with this call it held flat (measured with scripts/reliability.py's soak)."""
-    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)
 
 
 def gpu_is_healthy(device: Device) -> bool:
