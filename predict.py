@@ -14,20 +14,16 @@ import time
 from pathlib import Path as LocalPath
 from typing import Optional
 
-from pipelines.memory import limit_malloc_arenas, release_freed_heap
+import torch
+from cog import BaseRunner, Input, Path
 
-limit_malloc_arenas()  # before torch and the pipelines start threads of their own
-
-import torch  # noqa: E402
-from cog import BaseRunner, Input, Path  # noqa: E402
-
-from pipelines.common import free_memory, gpu_is_healthy, pick_device  # noqa: E402
-from pipelines.inputs import INPUTS, VideoRequest, resolve_request  # noqa: E402
-from pipelines.progress import Progress  # noqa: E402
-from pipelines.tier2 import TextToVideo  # noqa: E402
-from pipelines.tier3 import KeyframeToVideo  # noqa: E402
-from pipelines.video import to_uint8, write_video  # noqa: E402
-from weights import (  # noqa: E402
+from pipelines.common import free_memory, gpu_is_healthy, pick_device, release_freed_heap
+from pipelines.inputs import INPUTS, VideoRequest, resolve_request
+from pipelines.progress import Progress
+from pipelines.tier2 import TextToVideo
+from pipelines.tier3 import KeyframeToVideo
+from pipelines.video import to_uint8, write_video
+from weights import (
     HF_TOKEN_ENV,
     LOCK_FILE,
     WEIGHTS_URL_ENV,

@@ -23,6 +23,15 @@ REPO = Path(__file__).resolve().parent.parent
 PROGRESS_REGEX = r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)\/(\d+)"
 
 
+def image_environment() -> dict[str, str]:
+    """The variables cog.yaml's `environment` writes into the image as ENV, so a server started here
+    runs as it would in the container."""
+    import yaml
+
+    entries = yaml.safe_load((REPO / "cog.yaml").read_text()).get("environment") or []
+    return dict(entry.split("=", 1) for entry in entries)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -30,13 +39,14 @@ def free_port() -> int:
 
 
 class CogServer:
-    """`python -m cog.server.http` with predict.py:Runner, started from this interpreter's env."""
+    """`python -m cog.server.http` with predict.py:Runner, started from this interpreter's env plus
+    the image's (cog.yaml); `extra_env` overrides both."""
 
     def __init__(self, weights_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        env = dict(os.environ)
+        env = {**os.environ, **image_environment()}
         # Cog spawns its worker as `python` from PATH: put this environment's interpreter first.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.update(

@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cog_server import CogServer  # noqa: E402
+from cog_server import CogServer, image_environment  # noqa: E402
 from make_tiny_weights import make_tiny_weights  # noqa: E402
 
 CHECKS = [
@@ -127,7 +127,8 @@ def write_report(path: Path, checks, soak_result) -> None:
         lines += [
             f"## Soak: {soak_result['count']} mixed predictions in a row on one server",
             "",
-            f"- server environment added: {soak_result['server_env'] or 'none'}",
+            f"- server environment: the image's from cog.yaml ({image_environment() or 'none'}), "
+            f"overridden by --server-env: {soak_result['server_env'] or 'none'}",
             f"- outcomes: {soak_result['outcomes']}",
             f"- worker resident memory: {soak_result['rss_start']:.0f} MiB after warm-up (one request of "
             f"each kind), "

@@ -1,5 +1,5 @@
-"""The worker's malloc arenas: importing predict.py (as Cog's worker does at setup) stops glibc from
-giving each new thread an arena of its own; an explicit MALLOC_ARENA_MAX still wins."""
+"""The worker's malloc arenas: the image sets MALLOC_ARENA_MAX=1 (cog.yaml), so every thread Cog's
+worker runs a prediction on shares one arena instead of growing one of its own."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+from cog_server import image_environment
+
 REPO = Path(__file__).resolve().parent.parent
 
-# Import predict, let 8 threads allocate at once (each new thread would get its own arena), then
-# count the arenas with glibc's malloc_info.
+# Import predict (as Cog's worker does), let 8 threads allocate at once (without a limit each new
+# thread gets an arena of its own), then count the arenas with glibc's malloc_info.
 COUNT_ARENAS = """
 import ctypes, ctypes.util, re, sys, tempfile, threading
 sys.path.insert(0, {repo!r})
@@ -41,16 +44,21 @@ with tempfile.NamedTemporaryFile(suffix=".xml") as report:
 """
 
 
-def arenas(**env) -> int:
-    environment = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+def arenas(environment: dict[str, str]) -> int:
+    inherited = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
     result = subprocess.run([sys.executable, "-c", COUNT_ARENAS.format(repo=str(REPO))], cwd=REPO,
-                            env={**environment, **env}, capture_output=True, text=True, check=True)
+                            env={**inherited, **environment}, capture_output=True, text=True, check=True)
     return int(result.stdout.strip().splitlines()[-1])
 
 
-def test_importing_predict_keeps_new_threads_in_the_existing_arenas():
-    assert arenas() == 1
+def test_the_image_keeps_every_thread_in_one_arena():
+    # cog.yaml's `environment`, which Cog writes into the image as ENV, in the KEY=VALUE form its
+    # config parser accepts.
+    entries = yaml.safe_load((REPO / "cog.yaml").read_text())["environment"]
+    assert all(isinstance(entry, str) and "=" in entry and entry.split("=", 1)[0] for entry in entries)
+    assert image_environment()["MALLOC_ARENA_MAX"] == "1"
+    assert arenas(image_environment()) == 1
 
 
-def test_an_explicit_malloc_arena_max_wins():
-    assert arenas(MALLOC_ARENA_MAX="64") >= 9  # the main arena and one per thread
+def test_without_the_limit_each_thread_grows_an_arena_of_its_own():
+    assert arenas({}) >= 9  # the main arena and one per thread: what the image's setting prevents
