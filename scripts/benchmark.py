@@ -293,9 +293,10 @@ def main() -> None:
     args = parser.parse_args()
 
     device = pick_device()
+    scratch = tempfile.TemporaryDirectory(prefix="bench-weights-")  # the smoke run's tiny weights
     if args.smoke:
         device = Device(torch.device("cpu"), torch.float32)
-        weights_dir = Path(tempfile.mkdtemp(prefix="bench-weights-"))
+        weights_dir = Path(scratch.name)
         make_tiny_weights(weights_dir)
         args.runs, args.warmups = 1, 0
     else:
@@ -307,7 +308,8 @@ def main() -> None:
             write_lock(weights_dir)  # pinned like real weights, so setup's verification is measured too
             (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").write_text("random weights, real architectures\n")
             torch.cuda.empty_cache()
-    results = benchmark(weights_dir, device, args.smoke, args.runs, args.warmups)
+    with scratch:
+        results = benchmark(weights_dir, device, args.smoke, args.runs, args.warmups)
     write_results(args.out, results, device, args.smoke)
     print((args.out / "benchmark.md").read_text())
 

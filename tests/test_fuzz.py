@@ -1,7 +1,11 @@
 """Property-based abuse of the input contract through Cog's real server: whatever is sent, the
-answer is a success or a failure that names a field, and the server stays READY."""
+answer is a success or a failure that names a field, the server stays READY, and nothing is
+written outside the prediction's own output."""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -64,11 +68,27 @@ def _rejection(inputs):
     return None
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def written_places(weights_dir: Path) -> set:
+    """What a prediction could leave behind where it should not: the weights (every file, with its
+    size and mtime), the project's top level, and the top level of the temp folder."""
+    weights = {(str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in weights_dir.rglob("*") if path.is_file()}
+    return weights | {str(path) for path in REPO.iterdir()} | {str(path) for path in Path(tempfile.gettempdir()).iterdir()}
+
+
+def allowed_leftover(place) -> bool:
+    # The video the last prediction returned stays until the next one (Cog reads it after run()).
+    return isinstance(place, str) and Path(place).parent == Path(tempfile.gettempdir()) and Path(place).name.startswith("video-")
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(inputs=requests_to_send())
-def test_any_request_succeeds_or_fails_naming_a_field(server, inputs):
+def test_any_request_succeeds_or_fails_naming_a_field(server, tiny_weights_dir, inputs):
     expected_error = _rejection(inputs)
 
+    before = written_places(tiny_weights_dir)
     result = server.predict(inputs)
     unknown = sorted(set(inputs) - set(INPUTS))
     if unknown:
@@ -86,3 +106,5 @@ def test_any_request_succeeds_or_fails_naming_a_field(server, inputs):
         assert message.split()[0] == expected_error.split()[0], (message, expected_error)
         assert message.split()[0] in INPUTS, message
     server.wait_until_ready(timeout=10)
+    new = {place for place in written_places(tiny_weights_dir) - before if not allowed_leftover(place)}
+    assert not new, new
