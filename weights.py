@@ -367,7 +367,7 @@ def fetch_missing(
                 _install(unpacked / relative, weights_dir, relative, lock, None)
                 fetched.append(relative)
         else:
-            revisions: dict[str, str] = {}
+            snapshots: dict[str, tuple[str, dict[str, str]]] = {}
             for weight_set, name in wanted:
                 relative = f"{weight_set.folder}/{name}"
                 partial = staging / relative
@@ -375,13 +375,15 @@ def fetch_missing(
                 report(f"Fetching {relative}")
                 if base_url:
                     _download_url(f"{base_url.rstrip('/')}/{relative}", partial, progress)
-                    revision = None
+                    revision, published = None, None
                 else:
-                    if weight_set.folder not in revisions:
-                        revisions[weight_set.folder] = _pinned_revision(weight_set, lock, endpoint, token)
-                    revision = revisions[weight_set.folder]
+                    if weight_set.folder not in snapshots:
+                        names = [n for s, n in wanted if s is weight_set]
+                        snapshots[weight_set.folder] = _hub_snapshot(weight_set, names, lock, endpoint, token)
+                    revision, hashes = snapshots[weight_set.folder]
+                    published = hashes.get(name)
                     _download_hub(weight_set, name, revision, partial, staging / ".hub", endpoint, token)
-                _install(partial, weights_dir, relative, lock, revision)
+                _install(partial, weights_dir, relative, lock, revision, published)
                 fetched.append(relative)
     finally:
         if fetched:  # what was installed before a failure is recorded, so it is never fetched twice
@@ -394,13 +396,18 @@ def fetch_missing(
     return fetched
 
 
-def _install(source: Path, weights_dir: Path, relative: str, lock: dict, revision: str | None) -> None:
-    """Move a downloaded file into place if it matches the lock; record it if the lock is silent."""
+def _install(source: Path, weights_dir: Path, relative: str, lock: dict, revision: str | None,
+             published: str | None = None) -> None:
+    """Move a downloaded file into place if it matches the lock; record it if the lock is silent.
+    A file new to the lock must at least match the sha256 the Hub publishes for it, if any."""
     size, sha256 = source.stat().st_size, file_sha256(source)
     expected = lock.get(relative)
     if expected is not None and (size, sha256) != (expected["size"], expected["sha256"]):
         source.unlink()
         raise WeightsError(f"downloaded {relative} does not match {LOCK_FILE}: refused and deleted")
+    if expected is None and published is not None and sha256 != published:
+        source.unlink()
+        raise WeightsError(f"downloaded {relative} does not match the sha256 the Hub publishes for it: refused and deleted")
     target = weights_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, target)
@@ -505,21 +512,26 @@ def _hub_errors(where: str, repo: str):
         ) from error
 
 
-def _pinned_revision(weight_set: WeightSet, lock: dict, endpoint: str | None, token: str | None) -> str:
-    """The one commit a repository's files come from: as recorded in the lock, else the manifest's
-    revision when it is a commit, else that branch or tag resolved to its commit now."""
+def _hub_snapshot(weight_set: WeightSet, names: list[str], lock: dict, endpoint: str | None,
+                  token: str | None) -> tuple[str, dict[str, str]]:
+    """The one commit a repository's files come from, and the sha256 the Hub publishes for each of
+    its large (LFS) files at that commit. The commit is the lock's when it records one, else the
+    manifest's revision when that is a commit, else that branch or tag resolved now. The Hub is
+    asked only when a commit must be resolved or a file is new to the lock."""
     prefix = f"{weight_set.folder}/"
     recorded = {entry["revision"] for name, entry in lock.items() if name.startswith(prefix) and "revision" in entry}
     if len(recorded) > 1:
         raise WeightsError(f"{LOCK_FILE} records files of {weight_set.repo} from several commits: {sorted(recorded)}")
-    if recorded:
-        return recorded.pop()
-    if _COMMIT.fullmatch(weight_set.revision):
-        return weight_set.revision
+    pinned = next(iter(recorded), weight_set.revision if _COMMIT.fullmatch(weight_set.revision) else None)
+    if pinned and all(prefix + name in lock for name in names):
+        return pinned, {}
     from huggingface_hub import HfApi
 
-    with _hub_errors(f"{weight_set.repo}@{weight_set.revision}", weight_set.repo):
-        return HfApi(endpoint=endpoint, token=token or None).model_info(weight_set.repo, revision=weight_set.revision).sha
+    asked = pinned or weight_set.revision
+    with _hub_errors(f"{weight_set.repo}@{asked}", weight_set.repo):
+        info = HfApi(endpoint=endpoint, token=token or None).model_info(weight_set.repo, revision=asked, files_metadata=True)
+    published = {sibling.rfilename: sibling.lfs.sha256 for sibling in info.siblings or [] if sibling.lfs}
+    return pinned or info.sha, published
 
 
 def _download_hub(weight_set: WeightSet, name: str, revision: str, partial: Path, hub_staging: Path,

@@ -56,7 +56,7 @@ class WeightsHost:
                 if path in host.refuse:
                     return self.send_error(403)
                 if path.startswith("api/models/"):
-                    return self.send_bytes(json.dumps({"id": host.repo_of(path), "sha": host.main_commit}).encode(), body)
+                    return self.send_bytes(json.dumps(host.model_info(host.repo_of(path))).encode(), body)
                 relative, gated = host.resolve(path)
                 if gated and self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     # As the Hub answers for a gated repo: 401 without a token, 403 with one that
@@ -101,6 +101,17 @@ class WeightsHost:
     @staticmethod
     def repo_of(api_path: str) -> str:
         return api_path[len("api/models/") :].split("/revision/")[0]
+
+    def model_info(self, repo: str) -> dict:
+        """As the Hub's /api/models/{repo}/revision/{rev}?blobs=true answers: the commit, and for
+        each large (LFS) file the sha256 of its true content, whatever the file server sends."""
+        weight_set = next(s for s in WEIGHT_SETS.values() if s.repo == repo)
+        siblings = []
+        for name in weight_set.files:
+            data = (self.root / weight_set.folder / name).read_bytes()
+            lfs = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
+            siblings.append({"rfilename": name, "size": len(data), **({"lfs": lfs} if name.endswith(".safetensors") else {})})
+        return {"id": repo, "sha": self.main_commit, "siblings": siblings}
 
     def resolve(self, path: str) -> tuple[str, bool]:
         """(path under the served directory, whether it needs the Hub token)."""
@@ -205,6 +216,15 @@ def test_fetch_from_the_hub_at_one_commit_recorded_in_the_lock(host, tmp_path):
     assert not [p for p in host.paths() if p.startswith("/api/")]
     assert all(f"/resolve/{COMMIT}/" in path for path in host.paths())
     assert verify_weights(destination, tier=3) == 0
+
+
+def test_a_first_hub_download_must_match_the_hubs_published_sha256(host, tmp_path):
+    bad = f"{WEIGHT_SETS['animatediff'].folder}/diffusion_pytorch_model.safetensors"
+    host.corrupt.add(bad)  # the bytes that arrive differ from what the Hub says the file is
+    destination = tmp_path / "weights"
+    with pytest.raises(WeightsError, match=f"downloaded {bad} does not match the sha256 the Hub publishes"):
+        fetch_missing(destination, tier=2, endpoint=host.url, **quiet())
+    assert not (destination / bad).exists() and bad not in read_lock(destination)
 
 
 def test_a_connection_dropped_mid_file_resumes(host, tmp_path):
