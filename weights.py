@@ -359,32 +359,9 @@ def fetch_missing(
     fetched: list[str] = []
     try:
         if base_url and _is_archive(base_url):
-            unpacked = _fetch_archive(base_url, staging, report, progress)
-            for weight_set, name in wanted:
-                relative = f"{weight_set.folder}/{name}"
-                if not (unpacked / relative).is_file():
-                    raise WeightsError(f"{base_url} does not contain {relative}; rebuild the archive from a complete weights directory")
-                _install(unpacked / relative, weights_dir, relative, lock, None)
-                fetched.append(relative)
+            _fetch_from_archive(base_url, wanted, weights_dir, lock, fetched, report, progress)
         else:
-            snapshots: dict[str, tuple[str, dict[str, str]]] = {}
-            for weight_set, name in wanted:
-                relative = f"{weight_set.folder}/{name}"
-                partial = staging / relative
-                partial.parent.mkdir(parents=True, exist_ok=True)
-                report(f"Fetching {relative}")
-                if base_url:
-                    _download_url(f"{base_url.rstrip('/')}/{relative}", partial, progress)
-                    revision, published = None, None
-                else:
-                    if weight_set.folder not in snapshots:
-                        names = [n for s, n in wanted if s is weight_set]
-                        snapshots[weight_set.folder] = _hub_snapshot(weight_set, names, lock, endpoint, token)
-                    revision, hashes = snapshots[weight_set.folder]
-                    published = hashes.get(name)
-                    _download_hub(weight_set, name, revision, partial, staging / ".hub", endpoint, token)
-                _install(partial, weights_dir, relative, lock, revision, published)
-                fetched.append(relative)
+            _fetch_each_file(wanted, weights_dir, lock, fetched, base_url, endpoint, token, report, progress)
     finally:
         if fetched:  # what was installed before a failure is recorded, so it is never fetched twice
             _save_lock(weights_dir, lock)
@@ -394,6 +371,41 @@ def fetch_missing(
             _write_verified(weights_dir, verified)
         shutil.rmtree(staging, ignore_errors=True)
     return fetched
+
+
+def _fetch_from_archive(url: str, wanted: list, weights_dir: Path, lock: dict, fetched: list[str], report,
+                        progress: bool) -> None:
+    unpacked = _fetch_archive(url, weights_dir / PARTIAL_DIR, report, progress)
+    for weight_set, name in wanted:
+        relative = f"{weight_set.folder}/{name}"
+        if not (unpacked / relative).is_file():
+            raise WeightsError(f"{_shown(url)} does not contain {relative}; rebuild the archive from a complete weights directory")
+        _install(unpacked / relative, weights_dir, relative, lock, None)
+        fetched.append(relative)
+
+
+def _fetch_each_file(wanted: list, weights_dir: Path, lock: dict, fetched: list[str], base_url: str | None,
+                     endpoint: str | None, token: str | None, report, progress: bool) -> None:
+    """From a mirror folder, or from the Hub at each repository's one commit."""
+    staging = weights_dir / PARTIAL_DIR
+    snapshots: dict[str, tuple[str, dict[str, str]]] = {}
+    for weight_set, name in wanted:
+        relative = f"{weight_set.folder}/{name}"
+        partial = staging / relative
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        report(f"Fetching {relative}")
+        if base_url:
+            _download_url(f"{base_url.rstrip('/')}/{relative}", partial, progress)
+            revision, published = None, None
+        else:
+            if weight_set.folder not in snapshots:
+                names = [other for owner, other in wanted if owner is weight_set]
+                snapshots[weight_set.folder] = _hub_snapshot(weight_set, names, lock, endpoint, token)
+            revision, hashes = snapshots[weight_set.folder]
+            published = hashes.get(name)
+            _download_hub(weight_set, name, revision, partial, staging / ".hub", endpoint, token)
+        _install(partial, weights_dir, relative, lock, revision, published)
+        fetched.append(relative)
 
 
 def _install(source: Path, weights_dir: Path, relative: str, lock: dict, revision: str | None,

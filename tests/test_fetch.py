@@ -312,6 +312,14 @@ def test_an_archive_with_a_wrong_byte_is_refused(host, tmp_path, no_pget):
     assert not (destination / bad).exists() and not (destination / PARTIAL_DIR).exists()
 
 
+def test_an_incomplete_archive_names_the_missing_file_and_not_the_signed_query(host, tmp_path, no_pget):
+    gone = f"{WEIGHT_SETS['animatediff'].folder}/config.json"
+    (host.root / gone).unlink()
+    with pytest.raises(WeightsError) as error:
+        fetch_missing(tmp_path / "weights", tier=2, base_url=f"{host.url}/weights.tar?X-Signature=secret123", **quiet())
+    assert f"does not contain {gone}" in str(error.value) and "secret123" not in str(error.value)
+
+
 def test_an_archive_reaching_outside_its_folder_is_refused(host, tmp_path, no_pget):
     destination = tmp_path / "weights"
     host.extra_members["../escaped.txt"] = b"outside"
