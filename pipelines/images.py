@@ -14,6 +14,7 @@ import base64
 import binascii
 import io
 import pathlib
+import tempfile
 import warnings
 
 import numpy as np
@@ -36,6 +37,10 @@ def _shown(value: str) -> str:
 def read_image_bytes(value) -> bytes:
     """The image's bytes from a cog.Path / local file handed over by Cog, a URL or a data URI."""
     if isinstance(value, pathlib.Path):  # downloaded by Cog itself into the prediction's folder
+        # Cog writes what it downloads under the temp folder. Anything else would be a path the
+        # caller chose (if a schema ever made Cog turn a local path into a file), never read.
+        if not value.resolve().is_relative_to(pathlib.Path(tempfile.gettempdir()).resolve()):
+            raise InputError(f"image must be an http(s) URL or a data: URI (local paths and file:// are not read); got {_shown(str(value))}")
         if value.stat().st_size > MAX_IMAGE_BYTES:
             raise InputError(f"image must be at most {MAX_IMAGE_BYTES // 2**20} MB; got {value.stat().st_size} bytes")
         return value.read_bytes()

@@ -8,6 +8,7 @@ import pathlib
 import struct
 import zlib
 
+import cog
 import numpy as np
 import pytest
 from PIL import Image
@@ -143,3 +144,15 @@ def test_a_cog_path_is_read(tmp_path):
     path.write_bytes(encode(Image.new("RGB", (32, 16), (0, 200, 0)), "WEBP", lossless=True))
     assert read_image_bytes(path) == path.read_bytes()
     assert (np.asarray(load_start_image(path, 64, 32)) == (0, 200, 0)).all()
+
+
+@pytest.mark.parametrize("outside", ["/etc/hostname", "/proc/self/environ"])
+def test_a_file_path_outside_the_temp_folder_is_never_read(outside, tmp_path):
+    """Cog downloads into the temp folder; a Path anywhere else could only be the caller's choice."""
+    with pytest.raises(InputError, match="local paths and file:// are not read"):
+        read_image_bytes(cog.Path(outside))
+    # Nor through a link placed in the temp folder.
+    link = tmp_path / "innocent.png"
+    link.symlink_to(outside)
+    with pytest.raises(InputError, match="local paths and file:// are not read"):
+        read_image_bytes(cog.Path(link))
