@@ -14,6 +14,7 @@ import argparse
 import datetime
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,13 +68,30 @@ def run_checks(junit_path: Path) -> list[tuple[str, int, int, str]]:
     return [(name, total, passed, module) for (module, name), (total, passed) in sorted(counts.items())]
 
 
+def worker_pid(server: CogServer) -> str:
+    """Cog's worker: the one child of the server process."""
+    return subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.process.pid)],
+                          capture_output=True, text=True, check=True).stdout.split()[0]
+
+
 def worker_rss_mib(server: CogServer) -> float:
-    worker = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.process.pid)],
-                            capture_output=True, text=True, check=True).stdout.split()[0]
+    worker = worker_pid(server)
     for line in Path(f"/proc/{worker}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS for the worker")
+
+
+def worker_gpu_mib(server: CogServer) -> float | None:
+    """GPU memory the worker holds, from nvidia-smi; None where there is no NVIDIA GPU (this
+    path has not run on a GPU yet)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    worker = worker_pid(server)
+    rows = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    used = [float(row.split(",")[1]) for row in rows if row.split(",")[0].strip() == worker]
+    return sum(used) if used else 0.0
 
 
 def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str]) -> dict:
@@ -83,7 +101,7 @@ def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str
         for inputs in SOAK_MIX:  # warm-up: each request shape's first allocations are not growth
             server.predict(inputs)
             server.wait_until_ready(timeout=10)
-        rss = [worker_rss_mib(server)]
+        rss, gpu = [worker_rss_mib(server)], [worker_gpu_mib(server)]
         latencies: dict[int, list[float]] = defaultdict(list)
         outcomes: dict[str, int] = defaultdict(int)
         for i in range(count):
@@ -94,12 +112,14 @@ def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str
             outcomes[result["status"]] += 1
             server.wait_until_ready(timeout=10)
             rss.append(worker_rss_mib(server))
+            gpu.append(worker_gpu_mib(server))
     finally:
         server.stop()
     # Latency growth: the last run of each kind of request against its first.
     growth = [kinds[-1] / kinds[0] for kinds in latencies.values() if len(kinds) > 1 and kinds[0] > 0]
     return dict(count=count, server_env=server_env, outcomes=dict(outcomes), rss_start=rss[0], rss_end=rss[-1], rss_max=max(rss),
                 rss_every_10=[round(value) for value in rss[::10]],
+                gpu_every_10=None if gpu[0] is None else [round(value) for value in gpu[::10]],
                 latency_ratio=statistics.median(growth) if growth else float("nan"))
 
 
@@ -123,6 +143,10 @@ def write_report(path: Path, checks, soak_result) -> None:
         total = sum(row[1] for row in checks)
         passed = sum(row[2] for row in checks)
         lines += ["", f"{passed} of {total} cases passed.", ""]
+        if not torch.cuda.is_available():
+            lines += ["Not run on this machine (no GPU): a real CUDA out-of-memory at the largest request "
+                      "(test_faults injects torch.OutOfMemoryError in each stage instead) and GPU memory "
+                      "over the soak.", ""]
     if soak_result:
         lines += [
             f"## Soak: {soak_result['count']} mixed predictions in a row on one server",
@@ -134,6 +158,8 @@ def write_report(path: Path, checks, soak_result) -> None:
             f"each kind), "
             f"{soak_result['rss_end']:.0f} MiB at the end, {soak_result['rss_max']:.0f} MiB at most",
             f"- worker resident memory every 10 predictions (MiB): {soak_result['rss_every_10']}",
+            f"- worker GPU memory every 10 predictions (MiB, nvidia-smi): {soak_result['gpu_every_10']}"
+            if soak_result["gpu_every_10"] is not None else "- worker GPU memory: not measured (no NVIDIA GPU here)",
             f"- latency, last against first run of each kind of request (median): "
             f"{soak_result['latency_ratio']:.2f}×",
             "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +23,8 @@ def test_soak_report_has_outcomes_memory_and_latency(tmp_path):
     start, end, peak = map(float, re.search(r"(\d+) MiB after warm-up \(one request of each kind\), (\d+) MiB at the end, (\d+) MiB", text).groups())
     assert 0 < start <= peak and 0 < end <= peak
     assert re.search(r"first run of each kind of request \(median\): \d+\.\d\d×", text)
+    # GPU memory is reported where nvidia-smi can read it, and said to be unmeasured elsewhere.
+    if shutil.which("nvidia-smi"):
+        assert re.search(r"worker GPU memory every 10 predictions \(MiB, nvidia-smi\): \[\d+", text)
+    else:
+        assert "worker GPU memory: not measured (no NVIDIA GPU here)" in text
