@@ -141,15 +141,18 @@ def weights_dir() -> Path:
     return Path(configured).expanduser().resolve() if configured else DEFAULT_WEIGHTS_DIR
 
 
+def _missing(weights_dir: Path, tier: int | None):
+    """(weight set, file) for every required file of `tier` (all tiers if None) not on disk."""
+    for weight_set in WEIGHT_SETS.values():
+        if tier is None or weight_set.tier == tier:
+            for name in weight_set.files:
+                if not (weight_set.path(weights_dir) / name).is_file():
+                    yield weight_set, name
+
+
 def missing_files(weights_dir: Path, tier: int | None = None) -> list[Path]:
     """Every required file of the sets for `tier` (all tiers if None) that is not on disk."""
-    return [
-        weight_set.path(weights_dir) / name
-        for weight_set in WEIGHT_SETS.values()
-        if tier is None or weight_set.tier == tier
-        for name in weight_set.files
-        if not (weight_set.path(weights_dir) / name).is_file()
-    ]
+    return [weight_set.path(weights_dir) / name for weight_set, name in _missing(weights_dir, tier)]
 
 
 # Formats that torch loads with pickle, which can run arbitrary code from a tampered file.
@@ -203,7 +206,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _required(tier: int | None):
+def required_files(tier: int | None = None):
+    """Every file the sets for `tier` (all tiers if None) need, as paths under the weights directory."""
     for weight_set in WEIGHT_SETS.values():
         if tier is None or weight_set.tier == tier:
             for name in weight_set.files:
@@ -221,7 +225,7 @@ def write_lock(weights_dir: Path) -> Path:
     commit already recorded for a file whose content is unchanged."""
     previous = read_lock(weights_dir)
     entries = {}
-    for name in _required(None):
+    for name in required_files(None):
         path = weights_dir / name
         if path.is_file():
             entry = {"size": path.stat().st_size, "sha256": file_sha256(path)}
@@ -244,10 +248,10 @@ def verify_weights(weights_dir: Path, tier: int) -> int | None:
     lock_path = weights_dir / LOCK_FILE
     if not lock_path.is_file():
         return None
-    lock = json.loads(lock_path.read_text())
+    lock = read_lock(weights_dir)
     cache = _read_verified(weights_dir)
     hashed = 0
-    for name in _required(tier):
+    for name in required_files(tier):
         path, expected = weights_dir / name, lock.get(name)
         if expected is None:
             raise WeightsError(f"{path} is not in {lock_path}; re-run scripts/lock_weights.py after checking it")
@@ -302,7 +306,7 @@ def write_archive(weights_dir: Path, archive: Path, tier: int | None = None) -> 
         require_weights(weights_dir, each)
         if verify_weights(weights_dir, each) is None:
             raise WeightsError(f"{weights_dir} has no {LOCK_FILE}: write it with scripts/lock_weights.py first")
-    names = list(_required(tier))
+    names = list(required_files(tier))
     partial = archive.with_name(archive.name + ".partial")
     with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
         for name in names:
@@ -346,13 +350,7 @@ def fetch_missing(
     recorded. A file the lock names must match it or is refused; a new one is added to the lock
     (trust on first download, pinned from then on)."""
     lock = read_lock(weights_dir)
-    wanted = [
-        (weight_set, name)
-        for weight_set in WEIGHT_SETS.values()
-        if tier is None or weight_set.tier == tier
-        for name in weight_set.files
-        if not (weight_set.path(weights_dir) / name).is_file()
-    ]
+    wanted = list(_missing(weights_dir, tier))
     if not wanted:
         return []
     staging = weights_dir / PARTIAL_DIR
@@ -428,7 +426,7 @@ def _install(source: Path, weights_dir: Path, relative: str, lock: dict, revisio
 
 
 def _is_archive(url: str) -> bool:
-    return url.split("?", 1)[0].endswith(".tar")
+    return _shown(url).endswith(".tar")
 
 
 def _fetch_archive(url: str, staging: Path, report, progress: bool) -> Path:

@@ -34,13 +34,17 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 80 else value[:77] + "...")
 
 
+def _not_read(value) -> InputError:
+    return InputError(f"image must be an http(s) URL or a data: URI (local paths and file:// are not read); got {_shown(str(value))}")
+
+
 def read_image_bytes(value) -> bytes:
     """The image's bytes from a cog.Path / local file handed over by Cog, a URL or a data URI."""
     if isinstance(value, pathlib.Path):  # downloaded by Cog itself into the prediction's folder
         # Cog writes what it downloads under the temp folder. Anything else would be a path the
         # caller chose (if a schema ever made Cog turn a local path into a file), never read.
         if not value.resolve().is_relative_to(pathlib.Path(tempfile.gettempdir()).resolve()):
-            raise InputError(f"image must be an http(s) URL or a data: URI (local paths and file:// are not read); got {_shown(str(value))}")
+            raise _not_read(value)
         if value.stat().st_size > MAX_IMAGE_BYTES:
             raise InputError(f"image must be at most {MAX_IMAGE_BYTES // 2**20} MB; got {value.stat().st_size} bytes")
         return value.read_bytes()
@@ -50,7 +54,7 @@ def read_image_bytes(value) -> bytes:
         return _decode_data_uri(value)
     if value.startswith(("http://", "https://")):
         return _download(value)
-    raise InputError(f"image must be an http(s) URL or a data: URI (local paths and file:// are not read); got {_shown(value)}")
+    raise _not_read(value)
 
 
 def _decode_data_uri(uri: str) -> bytes:

@@ -39,7 +39,7 @@ from pipelines.progress import Progress  # noqa: E402
 from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo  # noqa: E402
 from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo  # noqa: E402
 from pipelines.video import to_uint8, write_video  # noqa: E402
-from weights import VERIFIED_CACHE, WEIGHT_SETS, verify_weights, write_lock  # noqa: E402
+from weights import VERIFIED_CACHE, WEIGHT_SETS, required_files, verify_weights, write_lock  # noqa: E402
 
 CONFIGS = REPO / "docs" / "model_configs.json"  # copy of the real repos' config.json values
 H100_DOLLARS_PER_SECOND = 0.001525  # Replicate's H100 price
@@ -243,8 +243,7 @@ def measure_verification(weights_dir: Path) -> dict:
     for tier in (2, 3):
         verify_weights(weights_dir, tier)
     cached = time.perf_counter() - started
-    every_file = [set_.path(weights_dir) / name for set_ in WEIGHT_SETS.values() for name in set_.files]
-    return dict(weights_gib=sum(path.stat().st_size for path in every_file) / 2**30,
+    return dict(weights_gib=sum((weights_dir / name).stat().st_size for name in required_files()) / 2**30,
                 verify_first_boot_seconds=first, verify_cached_seconds=cached)
 
 
