@@ -122,11 +122,11 @@ class Runner(BaseRunner):
         output_dir = LocalPath(tempfile.mkdtemp(prefix="video-"))
         try:
             video = self._make_video(request, output_dir / f"video.{request.output_format}")
-        except BaseException:
+        except BaseException as error:
             # Failed or cancelled (Cog's CancelationException is a BaseException, re-raised
             # untouched): leave no file behind and give the memory back before the next request.
             shutil.rmtree(output_dir, ignore_errors=True)
-            free_memory(self.device)
+            free_memory(self.device, error)
             raise
         finally:
             release_freed_heap()

@@ -48,12 +48,34 @@ def log_prompt_truncation(tokenizer, text: str, field_name: str) -> None:
         )
 
 
-def free_memory(device: Device) -> None:
-    """Return cached activations to the driver after a failed or cancelled prediction, so the next
-    one starts from the same memory level as the first."""
+def free_memory(device: Device, error: BaseException) -> None:
+    """Give back what a failed or cancelled prediction allocated, so the next one starts from the
+    same memory level as the first. The error's traceback still holds the frames of the stages it
+    went through, and with them their tensors (latents, decoded chunks): neither gc nor the CUDA
+    cache can free those while the error is being reported, so drop the frames' locals first."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        _drop_locals(error.__traceback__)
+        error = error.__cause__ or error.__context__
     gc.collect()
     if device.is_gpu:
         torch.cuda.empty_cache()
+
+
+def _drop_locals(tb) -> None:
+    while tb is not None:
+        frame = tb.tb_frame
+        try:
+            frame.clear()
+        except RuntimeError:
+            pass  # a frame still running (run() itself) keeps its locals
+        else:
+            # diffusers' loops call locals(), which leaves a snapshot dict on the frame that
+            # clear() does not empty (Python 3.11); reading f_locals again syncs it to the
+            # cleared frame, i.e. empties it.
+            frame.f_locals  # noqa: B018
+        tb = tb.tb_next
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None

@@ -3,6 +3,7 @@ for real): each gives a clear failure, leaves no file behind, and the next predi
 
 from __future__ import annotations
 
+import gc
 import glob
 import os
 import tempfile
@@ -56,22 +57,13 @@ def fail_on(stage: str, error: BaseException, after: int = 1):
     return advance
 
 
-def test_out_of_memory_names_the_request_and_what_to_lower(runner, monkeypatch):
-    def out_of_memory(request, progress):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-
-    before = output_dirs()
-    monkeypatch.setattr(runner.tiers[2], "generate", out_of_memory)
-    with pytest.raises(predict.GenerationError) as error:
-        runner.run(**SMALL)
-    assert str(error.value) == "out of GPU memory at 8 frames 64×64 (tier 2): lower num_frames or the size"
-    assert isinstance(error.value.__cause__, torch.OutOfMemoryError)
-    assert not output_dirs() - before  # nothing new left behind
-    monkeypatch.undo()
-    assert runner.run(**SMALL).exists()
-
-
 TIER3 = dict(SMALL, tier=3, width=128, height=64, fps=6, guidance_scale=5.0)
+# Every stage of both tiers, with the progress update on which the fault strikes (mid-stage where
+# the stage has several).
+STAGES = [(SMALL, "denoising", 2), (SMALL, "decoding", 1), (SMALL, "encoding", 3),
+          (TIER3, "keyframe", 1), (TIER3, "animating", 2), (TIER3, "decoding", 1), (TIER3, "encoding", 5)]
+STAGE_IDS = ["tier2-denoising", "tier2-decoding", "tier2-encoding",
+             "tier3-keyframe", "tier3-animating", "tier3-decoding", "tier3-encoding"]
 
 
 def pipelines_of(runner):
@@ -79,38 +71,71 @@ def pipelines_of(runner):
     return [tier2.pipeline, tier3.keyframe_pipeline, tier3.animation_pipeline]
 
 
-@pytest.mark.parametrize(
-    "inputs, stage, after",
-    [(SMALL, "denoising", 2), (SMALL, "decoding", 1), (SMALL, "encoding", 3),
-     (TIER3, "keyframe", 1), (TIER3, "animating", 2), (TIER3, "decoding", 1), (TIER3, "encoding", 5)],
-    ids=["tier2-denoising", "tier2-decoding", "tier2-encoding",
-         "tier3-keyframe", "tier3-animating", "tier3-decoding", "tier3-encoding"],
-)
-def test_cancel_in_any_stage_propagates_leaves_nothing_and_pipelines_unchanged(runner, monkeypatch, inputs, stage, after):
+def live_tensors() -> tuple[int, int, int]:
+    """How many tensor storages Python can still reach and their bytes, and on a GPU the bytes
+    allocated there: what a failed prediction would go on holding. (Counts, not addresses: the
+    schedulers replace their own small tensors at each run.)"""
+    gc.collect()
+    storages = {}
+    for thing in gc.get_objects():
+        if isinstance(thing, torch.Tensor) and thing.device.type != "meta":
+            storage = thing.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+    gpu = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
+    return len(storages), sum(storages.values()), gpu
+
+
+def state_of(runner) -> list:
+    """What a prediction must leave as it found it: each pipeline's scheduler and dtypes."""
+    return [(dict(pipeline.scheduler.config), pipeline.unet.dtype, pipeline.vae.dtype)
+            for pipeline in pipelines_of(runner)]
+
+
+def fails_cleanly(runner, inputs, fault: BaseException, stage: str, after: int, expected: type) -> BaseException:
+    """Run `inputs` with `fault` raised at `stage`, then check what the failure left: no new file,
+    the pipelines as they were, and, while the error is still held (as Cog holds it to report
+    it), no tensor of the failed run alive. Returns the error that reached the caller."""
     reference = frames_of(runner.run(**inputs))
-    schedulers = [dict(pipeline.scheduler.config) for pipeline in pipelines_of(runner)]
-    before = output_dirs()
+    state, before, dirs = state_of(runner), live_tensors(), output_dirs()
 
-    monkeypatch.setattr(Progress, "advance", fail_on(stage, CancelationException(), after))
-    with pytest.raises(CancelationException):  # never swallowed or translated
-        runner.run(**inputs)
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Progress, "advance", fail_on(stage, fault, after))
+        with pytest.raises(expected) as raised:
+            runner.run(**inputs)
 
-    assert not output_dirs() - before  # nothing new left behind
-    for pipeline, scheduler in zip(pipelines_of(runner), schedulers):
-        assert dict(pipeline.scheduler.config) == scheduler
-        assert pipeline.unet.dtype == pipeline.vae.dtype == runner.device.dtype
-    np.testing.assert_array_equal(frames_of(runner.run(**inputs)), reference)
+    assert live_tensors() == before  # the error held, its run's tensors already freed
+    assert not output_dirs() - dirs  # nothing new left behind
+    assert state_of(runner) == state
+    error = raised.value
+    del raised
+    np.testing.assert_array_equal(frames_of(runner.run(**inputs)), reference)  # the next one works
+    return error
 
 
-def test_an_error_while_encoding_fails_cleanly(runner, monkeypatch):
-    before = output_dirs()
-    monkeypatch.setattr(Progress, "advance", fail_on("encoding", RuntimeError("disk full"), after=4))
-    with pytest.raises(RuntimeError, match="disk full"):
-        runner.run(**SMALL)
-    monkeypatch.undo()
-    assert not output_dirs() - before  # nothing new left behind
-    assert runner.run(**SMALL).exists()
+@pytest.mark.parametrize("inputs, stage, after", STAGES, ids=STAGE_IDS)
+def test_cancel_in_any_stage_propagates_leaves_nothing_and_pipelines_unchanged(runner, inputs, stage, after):
+    # Cog's CancelationException comes back as it went in: never swallowed or translated.
+    cancel = CancelationException()
+    assert fails_cleanly(runner, inputs, cancel, stage, after, CancelationException) is cancel
+
+
+@pytest.mark.parametrize("inputs, stage, after", STAGES, ids=STAGE_IDS)
+def test_an_error_in_any_stage_fails_cleanly(runner, inputs, stage, after):
+    error = fails_cleanly(runner, inputs, RuntimeError("disk full"), stage, after, RuntimeError)
+    assert str(error) == "disk full"
+
+
+GPU_STAGES = [(inputs, stage, after) for inputs, stage, after in STAGES if stage != "encoding"]
+
+
+@pytest.mark.parametrize("inputs, stage, after", GPU_STAGES,
+                         ids=[id_ for id_, (_, stage, _) in zip(STAGE_IDS, STAGES) if stage != "encoding"])
+def test_out_of_memory_in_any_gpu_stage_names_the_request_and_what_to_lower(runner, inputs, stage, after):
+    out_of_memory = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    error = fails_cleanly(runner, inputs, out_of_memory, stage, after, predict.GenerationError)
+    size = f"{inputs['num_frames']} frames {inputs['width']}×{inputs['height']} (tier {inputs['tier']})"
+    assert str(error) == f"out of GPU memory at {size}: lower num_frames or the size"
+    assert error.__cause__ is out_of_memory
 
 
 def test_healthcheck_on_cpu_is_healthy(runner):

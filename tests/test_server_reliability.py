@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -17,7 +18,10 @@ from cog_server import CogServer, free_port
 LONG = dict(prompt="a slow sunrise over the sea", width=64, height=64, num_frames=16,
             num_inference_steps=100, seed=3)
 QUICK = dict(LONG, num_frames=8, num_inference_steps=1)
-CANCEL_BOUND_S = 5  # cancellation lands between denoising steps, well under a second on a GPU
+# Cog raises CancelationException at the worker's next Python bytecode, so a cancel waits at most
+# for the torch call that is running (one step's layer, one decode chunk's layer, one frame's
+# write). On two CPU cores and tiny weights it lands in about 0.2 s; the bound leaves room.
+CANCEL_BOUND_S = 5
 
 
 def start_async(server, webhook_url, inputs=LONG) -> str:
@@ -57,6 +61,52 @@ def test_busy_server_answers_at_capacity_and_cancel_ends_the_prediction(server, 
     assert time.monotonic() - asked < CANCEL_BOUND_S
     assert not final.get("output")
 
+    server.wait_until_ready(timeout=10)
+    assert server.predict(QUICK)["status"] == "succeeded"
+
+
+# Inputs that keep each stage busy for a second or more on tiny weights, so the cancel lands in it.
+CANCEL_IN = {
+    "tier2-denoising": ("denoising", LONG),
+    "tier2-decoding": ("decoding", dict(QUICK, width=512, height=512, num_frames=32)),
+    "tier2-encoding": ("encoding", dict(QUICK, width=512, height=512, num_frames=32)),
+    "tier3-keyframe": ("keyframe", dict(QUICK, tier=3, width=1024, height=576, num_inference_steps=100)),
+    "tier3-animating": ("animating", dict(QUICK, tier=3, width=128, height=64, num_frames=25, num_inference_steps=100)),
+    "tier3-decoding": ("decoding", dict(QUICK, tier=3, width=512, height=256, num_frames=25)),
+}
+
+
+def stages_in(logs: str) -> list[str]:
+    """The stage named at the end of each progress line (`..., 4.33it/s, decoding]`)."""
+    return re.findall(r", (\w+)\]$", logs or "", re.MULTILINE)
+
+
+def worker_children(server) -> list[tuple[str, str]]:
+    """(state, command) of every process the worker started (ffmpeg, while encoding)."""
+    worker = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.process.pid)],
+                            capture_output=True, text=True, check=True).stdout.split()[0]
+    rows = subprocess.run(["ps", "-o", "stat=,comm=", "--ppid", worker], capture_output=True, text=True).stdout
+    return [tuple(row.split(None, 1)) for row in rows.splitlines()]
+
+
+@pytest.mark.parametrize("case", sorted(CANCEL_IN))
+def test_cancel_in_any_stage_ends_canceled_promptly(server, webhook, record_property, case):
+    stage, inputs = CANCEL_IN[case]
+    prediction_id = start_async(server, webhook.url, inputs)
+    wait_for_log(webhook, f", {stage}]")
+
+    asked = time.monotonic()
+    assert requests.post(f"{server.url}/predictions/{prediction_id}/cancel", timeout=10).status_code == 200
+    final = webhook.wait_for_terminal(timeout=30)[-1]
+    took = time.monotonic() - asked
+    record_property("cancel_seconds", round(took, 2))
+
+    assert final["status"] == "canceled"
+    assert stages_in(final["logs"])[-1] == stage  # it ended in the stage it was meant to
+    assert took < CANCEL_BOUND_S
+    assert not final.get("output")
+    # An encoder cut off is killed: no ffmpeg goes on running (Python reaps the exited one later).
+    assert all(state.startswith("Z") for state, _ in worker_children(server)), worker_children(server)
     server.wait_until_ready(timeout=10)
     assert server.predict(QUICK)["status"] == "succeeded"
 
