@@ -90,14 +90,17 @@ def release_freed_heap() -> None:
         _LIBC.malloc_trim(0)
 
 
-def gpu_is_healthy(device: Device) -> bool:
-    """A tiny kernel and a sync: after a fatal CUDA error (an illegal memory access, say) every
-    later call fails, and this says so instead of letting every request fail."""
+def check_gpu(device: Device) -> None:
+    """A tiny kernel and a sync: after a fatal CUDA error (an illegal memory access, an Xid) every
+    later CUDA call fails. Raises with CUDA's own message, which Cog puts in /health-check's
+    `user_healthcheck_error`, so whoever runs the container sees why it is UNHEALTHY."""
     if not device.is_gpu:
-        return True
+        return
     try:
         probe = torch.ones(8, device=device.torch_device)
         torch.cuda.synchronize(device.torch_device)
-        return float(probe.sum().item()) == 8.0
-    except RuntimeError:
-        return False
+        total = float(probe.sum().item())
+    except Exception as error:  # any failure of the probe means the GPU cannot serve a prediction
+        raise RuntimeError(f"the GPU no longer answers: {error}") from error
+    if total != 8.0:
+        raise RuntimeError(f"the GPU no longer computes correctly: 8 ones summed to {total}")

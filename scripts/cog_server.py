@@ -21,6 +21,7 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 # The regex Replicate's official clients use to turn log lines into a progress percentage.
 PROGRESS_REGEX = r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)\/(\d+)"
+TERMINAL = ("succeeded", "failed", "canceled")
 
 
 def image_environment() -> dict[str, str]:
@@ -39,10 +40,11 @@ def free_port() -> int:
 
 
 class CogServer:
-    """`python -m cog.server.http` with predict.py:Runner, started from this interpreter's env plus
-    the image's (cog.yaml); `extra_env` overrides both."""
+    """`python -m cog.server.http` with predict.py:Runner (or another `predictor`), started from this
+    interpreter's env plus the image's (cog.yaml); `extra_env` overrides both."""
 
-    def __init__(self, weights_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None):
+    def __init__(self, weights_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
+                 predictor: str = "predict.py:Runner"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -50,7 +52,7 @@ class CogServer:
         # Cog spawns its worker as `python` from PATH: put this environment's interpreter first.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.update(
-            COG_PREDICT_TYPE_STUB="predict.py:Runner",
+            COG_PREDICT_TYPE_STUB=predictor,
             PORT=str(self.port),
             WEIGHTS_DIR=str(weights_dir),
             COG_SETUP_TIMEOUT="600",
@@ -70,20 +72,24 @@ class CogServer:
     def health(self) -> dict:
         return requests.get(f"{self.url}/health-check", timeout=10).json()
 
+    def health_or_none(self) -> dict | None:
+        """The health check, or None while the server is not listening yet."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"Cog server exited ({self.process.returncode}); see {self.log_path}")
+        try:
+            return self.health()
+        except requests.ConnectionError:
+            return None
+
     def wait_until_ready(self, timeout: float = 300) -> dict:
         deadline = time.monotonic() + timeout
         status = None
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Cog server exited ({self.process.returncode}); see {self.log_path}")
-            try:
-                status = self.health()
-                if status["status"] == "READY":
-                    return status
-                if status["status"] in ("SETUP_FAILED", "DEFUNCT"):
-                    raise RuntimeError(f"Cog setup failed: {json.dumps(status)[:4000]}")
-            except requests.ConnectionError:
-                pass
+            status = self.health_or_none()
+            if status is not None and status["status"] == "READY":
+                return status
+            if status is not None and status["status"] in ("SETUP_FAILED", "DEFUNCT"):
+                raise RuntimeError(f"Cog setup failed: {json.dumps(status)[:4000]}")
             time.sleep(0.5)
         raise TimeoutError(f"Cog server not READY after {timeout}s (last: {status}); see {self.log_path}")
 
@@ -114,18 +120,29 @@ def decode_data_uri(uri: str) -> tuple[str, bytes]:
 
 
 class WebhookReceiver:
-    """A local HTTP endpoint that records every webhook Cog sends, in order."""
+    """A local HTTP endpoint that records every webhook Cog sends, in order. `delay`: a slow one,
+    taking that many seconds to answer each. `refuse_final`: a flaky one, answering 503 to the
+    first that many deliveries of the final (terminal) event, which are then not recorded."""
 
-    def __init__(self):
+    def __init__(self, delay: float = 0.0, refuse_final: int = 0):
         self.events: "queue.Queue[dict]" = queue.Queue()
-        events = self.events
+        self.refused: list[float] = []  # when each refused delivery came
+        self.answered: list[float] = []  # when each delivery was answered
+        events, refused, answered = self.events, self.refused, self.answered
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                events.put(json.loads(body))
-                self.send_response(200)
+                event = json.loads(body)
+                time.sleep(delay)
+                if event.get("status") in TERMINAL and len(refused) < refuse_final:
+                    refused.append(time.monotonic())
+                    self.send_response(503)
+                else:
+                    events.put(event)
+                    self.send_response(200)
                 self.end_headers()
+                answered.append(time.monotonic())
 
             def log_message(self, *args):
                 pass
@@ -145,7 +162,7 @@ class WebhookReceiver:
             except queue.Empty:
                 break
             received.append(event)
-            if event.get("status") in ("succeeded", "failed", "canceled"):
+            if event.get("status") in TERMINAL:
                 return received
         raise TimeoutError(f"no terminal webhook within {timeout}s; got {[e.get('status') for e in received]}")
 

@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from cog_server import CogServer, free_port
+from cog_server import CogServer, WebhookReceiver, free_port
 
 # Long enough on tiny weights (about 3 s on two cores) to act while it runs.
 LONG = dict(prompt="a slow sunrise over the sea", width=64, height=64, num_frames=16,
@@ -120,6 +120,57 @@ def test_unreachable_webhook_does_not_stall_or_lose_the_prediction(server):
     start_async(server, dead_url, QUICK)
     server.wait_until_ready(timeout=60)  # finished, despite every webhook failing
     assert server.predict(QUICK)["status"] == "succeeded"
+
+
+def test_slow_webhook_receiver_does_not_stall_the_server(server):
+    """Cog sends webhooks beside the prediction, not in its way: with a receiver that takes 5 s to
+    answer each, the prediction finishes and the next one runs before the first answer."""
+    slow = WebhookReceiver(delay=5)
+    try:
+        start_async(server, slow.url, QUICK)
+        server.wait_until_ready(timeout=60)
+        assert server.predict(QUICK)["status"] == "succeeded"
+        next_done = time.monotonic()
+        final = slow.wait_for_terminal(timeout=60)[-1]
+        assert final["status"] == "succeeded" and final["output"].startswith("data:")
+        assert all(next_done < answered for answered in slow.answered)
+    finally:
+        slow.close()
+
+
+def test_final_webhook_is_retried_until_the_receiver_takes_it(server):
+    """coglet retries the final webhook (about 10 tries over 100 s, doubling the wait) and no
+    other; a receiver that refuses it a few times still gets it, while the server goes on."""
+    flaky = WebhookReceiver(refuse_final=3)
+    try:
+        start_async(server, flaky.url, QUICK)
+        server.wait_until_ready(timeout=60)
+        assert server.predict(QUICK)["status"] == "succeeded"
+        final = flaky.wait_for_terminal(timeout=60)[-1]
+        assert final["status"] == "succeeded" and final["output"].startswith("data:")
+        assert len(flaky.refused) == 3
+        gaps = [later - earlier for earlier, later in zip(flaky.refused, flaky.refused[1:])]
+        assert gaps == sorted(gaps)  # backing off, not hammering
+    finally:
+        flaky.close()
+
+
+def test_a_lost_gpu_reports_unhealthy_with_the_cuda_error(tiny_weights_dir, tmp_path):
+    """healthcheck() raises with CUDA's message; Cog reports UNHEALTHY and shows it. coglet still
+    takes predictions then (here they run, the models being on the CPU): taking the container out
+    is left to whatever reads the health check."""
+    cog = CogServer(tiny_weights_dir, tmp_path / "server.log", predictor="tests/gpu_lost.py:RunnerWithALostGpu")
+    try:
+        deadline = time.monotonic() + 300
+        while (health := cog.health_or_none()) is None or health["status"] == "STARTING":
+            assert time.monotonic() < deadline, health
+            time.sleep(0.5)
+        assert health["status"] == "UNHEALTHY", health
+        assert health["user_healthcheck_error"].startswith(
+            "Healthcheck failed: RuntimeError: the GPU no longer answers: "), health
+        assert requests.post(f"{cog.url}/predictions", json={"input": QUICK}, timeout=60).json()["status"] == "succeeded"
+    finally:
+        cog.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,18 @@
+"""predict.Runner after its GPU was lost: what healthcheck() meets once a fatal CUDA error (an
+illegal memory access, an Xid) has broken the context and every CUDA call fails. The models load as
+usual; then the device becomes one no CUDA call can reach on any machine (an ordinal past the
+last GPU, or no driver at all), so the same check fails the same way here and on a GPU box."""
+
+from __future__ import annotations
+
+import torch
+
+from pipelines.common import Device
+from predict import Runner
+
+
+class RunnerWithALostGpu(Runner):
+    def setup(self) -> None:
+        super().setup()
+        self.device = Device(torch.device("cuda", 99), torch.float16)
+
