@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -51,21 +52,37 @@ SOAK_MIX = [
 ]
 
 
-def run_checks(junit_path: Path) -> list[tuple[str, int, int, str]]:
-    """(check, cases, passed, file) for every test function, parametrized cases counted together."""
+def run_checks(junit_path: Path, checks: list[str] = CHECKS) -> dict:
+    """Run the checks with pytest and read what they found (read_junit)."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_path}", *CHECKS],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_path}", *checks],
         cwd=REPO, env=env, check=False,
     )
+    return read_junit(junit_path)
+
+
+def read_junit(junit_path: Path) -> dict:
+    """Per test function (parametrized cases counted together) its cases and how many passed,
+    and what the tests recorded: the fuzzer's input classes and outcomes, each cancel's time."""
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    fuzz: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    cancels: dict[str, float] = {}
     for case in ElementTree.parse(junit_path).iter("testcase"):
         name = case.get("name").split("[")[0]
         key = (case.get("classname").rsplit(".", 1)[-1], name)
         counts[key][0] += 1
         if not any(child.tag in ("failure", "error", "skipped") for child in case):
             counts[key][1] += 1
-    return [(name, total, passed, module) for (module, name), (total, passed) in sorted(counts.items())]
+        for prop in case.iter("property"):
+            if prop.get("name") == "fuzz_case":
+                recorded = json.loads(prop.get("value"))
+                for input_class in recorded["classes"]:
+                    fuzz[input_class][recorded["outcome"]] += 1
+            elif prop.get("name") == "cancel_seconds":
+                cancels[case.get("name").split("[", 1)[1].rstrip("]")] = float(prop.get("value"))
+    checks = [(name, total, passed, module) for (module, name), (total, passed) in sorted(counts.items())]
+    return dict(checks=checks, fuzz=fuzz, cancels=cancels)
 
 
 def worker_pid(server: CogServer) -> str:
@@ -123,6 +140,55 @@ def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str
                 latency_ratio=statistics.median(growth) if growth else float("nan"))
 
 
+def checks_table(checks) -> list[str]:
+    lines = ["| check | file | cases | passed |", "|---|---|---|---|"]
+    lines += [f"| {name} | {module} | {total} | {passed} |" for name, total, passed, module in checks]
+    total = sum(row[1] for row in checks)
+    passed = sum(row[2] for row in checks)
+    return lines + ["", f"{passed} of {total} cases passed.", ""]
+
+
+def cancel_table(cancels: dict[str, float]) -> list[str]:
+    if not cancels:
+        return []
+    return [
+        "## Cancel through the server, in each stage",
+        "",
+        "`POST /predictions/{id}/cancel` sent once the stage's first progress line arrived by webhook; "
+        "the time is from the request to the `canceled` webhook (tests/test_server_reliability.py).",
+        "",
+        "| tier and stage | canceled after |",
+        "|---|---|",
+        *(f"| {case} | {seconds:.2f} s |" for case, seconds in sorted(cancels.items())),
+        "",
+    ]
+
+
+FUZZ_OUTCOMES = ["succeeded", "failed naming the field", "refused by Cog's own check",
+                 "refused by Cog's own check (Cog left an empty temp file)"]
+
+
+def fuzz_table(fuzz: dict[str, dict[str, int]]) -> list[str]:
+    if not fuzz:
+        return []
+    lines = [
+        "## Fuzzer: what was sent, and what came back",
+        "",
+        "Requests from tests/test_fuzz.py (hypothesis) through the server, by the input classes each "
+        "held (a request counts once in every class it held). Every answer was a success or a failure "
+        "naming the field, the server was READY after each, nothing was written outside the "
+        "prediction's output and the local file some requests named was never read; any other "
+        "outcome fails the test.",
+        "",
+        "| input class | requests | " + " | ".join(FUZZ_OUTCOMES) + " |",
+        "|---|---|" + "---|" * len(FUZZ_OUTCOMES),
+    ]
+    for input_class, outcomes in sorted(fuzz.items()):
+        lines.append(f"| {input_class} | {sum(outcomes.values())} | "
+                     + " | ".join(str(outcomes.get(outcome, 0)) for outcome in FUZZ_OUTCOMES) + " |")
+    return lines + [""]
+
+
 def write_report(path: Path, checks, soak_result) -> None:
     import cog
     import torch
@@ -138,15 +204,12 @@ def write_report(path: Path, checks, soak_result) -> None:
         "",
     ]
     if checks:
-        lines += ["| check | file | cases | passed |", "|---|---|---|---|"]
-        lines += [f"| {name} | {module} | {total} | {passed} |" for name, total, passed, module in checks]
-        total = sum(row[1] for row in checks)
-        passed = sum(row[2] for row in checks)
-        lines += ["", f"{passed} of {total} cases passed.", ""]
+        lines += checks_table(checks["checks"])
         if not torch.cuda.is_available():
             lines += ["Not run on this machine (no GPU): a real CUDA out-of-memory at the largest request "
                       "(test_faults injects torch.OutOfMemoryError in each stage instead) and GPU memory "
                       "over the soak.", ""]
+        lines += cancel_table(checks["cancels"]) + fuzz_table(checks["fuzz"])
     if soak_result:
         lines += [
             f"## Soak: {soak_result['count']} mixed predictions in a row on one server",
@@ -179,7 +242,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        checks = [] if args.skip_checks else run_checks(scratch / "junit.xml")
+        checks = None if args.skip_checks else run_checks(scratch / "junit.xml")
         soak_result = None
         if args.soak:
             make_tiny_weights(scratch / "weights")
@@ -187,7 +250,7 @@ def main() -> None:
             soak_result = soak(args.soak, scratch / "weights", scratch, server_env)
     write_report(args.out, checks, soak_result)
     print(args.out.read_text())
-    failed = sum(total - passed for _, total, passed, _ in checks)
+    failed = sum(total - passed for _, total, passed, _ in (checks or {}).get("checks", []))
     sys.exit(1 if failed else 0)
 
 

@@ -10,6 +10,22 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+
+import reliability  # noqa: E402
+
+
+def test_checks_report_counts_cases_and_what_the_tests_recorded(tmp_path):
+    cancel = "tests/test_server_reliability.py::test_cancel_in_any_stage_ends_canceled_promptly"
+    found = reliability.run_checks(tmp_path / "junit.xml", [f"{cancel}[tier2-denoising]", f"{cancel}[tier3-keyframe]",
+                                                             "tests/test_inputs.py::test_seed_limits_are_inclusive"])
+    assert sorted(row[:3] for row in found["checks"]) == [
+        ("test_cancel_in_any_stage_ends_canceled_promptly", 2, 2), ("test_seed_limits_are_inclusive", 1, 1)]
+    assert sorted(found["cancels"]) == ["tier2-denoising", "tier3-keyframe"]
+    assert all(0 < seconds < 5 for seconds in found["cancels"].values())
+    report = tmp_path / "RELIABILITY.md"
+    reliability.write_report(report, found, None)
+    assert "| tier2-denoising | " in report.read_text() and "3 of 3 cases passed." in report.read_text()
 
 
 def test_soak_report_has_outcomes_memory_and_latency(tmp_path):
