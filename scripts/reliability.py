@@ -4,8 +4,9 @@
     python scripts/reliability.py --soak 50       # ... plus 50 mixed predictions in a row
 
 The checks are the test files below, run with pytest; the report counts the cases of each check
-and their outcome. The soak sends mixed predictions (formats, sizes, bad inputs) to one server and
-records the worker's resident memory and each prediction's latency, to show neither grows.
+and their outcome, tallies the fuzzer's requests by input class and lists each stage's cancel
+time. The soak sends mixed predictions (formats, sizes, tiers, bad inputs, a cancel) to one server
+and records the worker's resident memory and each prediction's latency, to show neither grows.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 from pathlib import Path
 
+import requests
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cog_server import CogServer, image_environment  # noqa: E402
+from cog_server import CogServer, WebhookReceiver, image_environment  # noqa: E402
 from make_tiny_weights import make_tiny_weights  # noqa: E402
 
 CHECKS = [
@@ -49,6 +53,7 @@ SOAK_MIX = [
     dict(prompt="", width=64, height=64),
     dict(prompt="a balloon", width=65, height=64),
     dict(prompt="a balloon " * 50, width=64, height=64, num_frames=12, num_inference_steps=1, seed=None),
+    dict(prompt="a slow sunrise", width=64, height=64, num_frames=16, num_inference_steps=100, cancel=True),
 ]
 
 
@@ -111,12 +116,32 @@ def worker_gpu_mib(server: CogServer) -> float | None:
     return sum(used) if used else 0.0
 
 
+def send(server: CogServer, inputs: dict) -> str:
+    """One prediction; with cancel=True, sent async and cancelled once it is denoising. Returns
+    its final status."""
+    inputs = dict(inputs)
+    if not inputs.pop("cancel", False):
+        return server.predict(inputs)["status"]
+    receiver = WebhookReceiver()
+    try:
+        server.wait_until_ready(timeout=30)
+        prediction_id = f"soak-{uuid.uuid4().hex[:12]}"
+        requests.put(f"{server.url}/predictions/{prediction_id}", headers={"Prefer": "respond-async"}, timeout=30,
+                     json={"input": inputs, "webhook": receiver.url, "webhook_events_filter": ["logs", "completed"]})
+        while ", denoising]" not in (receiver.events.get(timeout=60).get("logs") or ""):
+            pass
+        requests.post(f"{server.url}/predictions/{prediction_id}/cancel", timeout=10)
+        return receiver.wait_for_terminal(timeout=60)[-1]["status"]
+    finally:
+        receiver.close()
+
+
 def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str]) -> dict:
     server = CogServer(weights_dir, log_dir / "soak-server.log", extra_env=server_env)
     try:
         server.wait_until_ready()
         for inputs in SOAK_MIX:  # warm-up: each request shape's first allocations are not growth
-            server.predict(inputs)
+            send(server, inputs)
             server.wait_until_ready(timeout=10)
         rss, gpu = [worker_rss_mib(server)], [worker_gpu_mib(server)]
         latencies: dict[int, list[float]] = defaultdict(list)
@@ -124,9 +149,9 @@ def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str
         for i in range(count):
             kind = i % len(SOAK_MIX)
             started = time.monotonic()
-            result = server.predict(SOAK_MIX[kind])
+            status = send(server, SOAK_MIX[kind])
             latencies[kind].append(time.monotonic() - started)
-            outcomes[result["status"]] += 1
+            outcomes[status] += 1
             server.wait_until_ready(timeout=10)
             rss.append(worker_rss_mib(server))
             gpu.append(worker_gpu_mib(server))

@@ -35,7 +35,7 @@ def test_soak_report_has_outcomes_memory_and_latency(tmp_path):
     text = report.read_text()
     assert "## Soak: 12 mixed predictions" in text
     outcomes = ast.literal_eval(re.search(r"outcomes: (\{.*\})", text).group(1))
-    assert outcomes == {"succeeded": 8, "failed": 4}  # two bad requests in every six
+    assert outcomes == {"succeeded": 7, "failed": 4, "canceled": 1}  # of seven kinds: two bad, one cancelled
     start, end, peak = map(float, re.search(r"(\d+) MiB after warm-up \(one request of each kind\), (\d+) MiB at the end, (\d+) MiB", text).groups())
     assert 0 < start <= peak and 0 < end <= peak
     assert re.search(r"first run of each kind of request \(median\): \d+\.\d\d×", text)
