@@ -157,8 +157,11 @@ def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str
             gpu.append(worker_gpu_mib(server))
     finally:
         server.stop()
-    # Latency growth: the last run of each kind of request against its first.
-    growth = [kinds[-1] / kinds[0] for kinds in latencies.values() if len(kinds) > 1 and kinds[0] > 0]
+    # Latency growth: per kind of request, the median of its last third of runs against its first
+    # third (single runs are too noisy on a shared CPU), then the median over kinds.
+    thirds = {kind: max(1, len(runs) // 3) for kind, runs in latencies.items()}
+    growth = [statistics.median(runs[-thirds[kind]:]) / statistics.median(runs[: thirds[kind]])
+              for kind, runs in latencies.items() if len(runs) >= 2]
     return dict(count=count, server_env=server_env, outcomes=dict(outcomes), rss_start=rss[0], rss_end=rss[-1], rss_max=max(rss),
                 rss_every_10=[round(value) for value in rss[::10]],
                 gpu_every_10=None if gpu[0] is None else [round(value) for value in gpu[::10]],
@@ -248,7 +251,7 @@ def write_report(path: Path, checks, soak_result) -> None:
             f"- worker resident memory every 10 predictions (MiB): {soak_result['rss_every_10']}",
             f"- worker GPU memory every 10 predictions (MiB, nvidia-smi): {soak_result['gpu_every_10']}"
             if soak_result["gpu_every_10"] is not None else "- worker GPU memory: not measured (no NVIDIA GPU here)",
-            f"- latency, last against first run of each kind of request (median): "
+            f"- latency, last third against first third of each kind of request's runs (median over kinds): "
             f"{soak_result['latency_ratio']:.2f}×",
             "",
         ]

@@ -93,7 +93,7 @@ def requests_to_send(draw):
                 del inputs[name]
         else:
             inputs[name] = draw(WRONG_TYPES if breakage == "wrong type" else BOUNDARY_INVALID)
-    if draw(st.integers(0, 9)) == 0:
+    if draw(st.sampled_from(range(10))) == 5:  # one in ten (integers() would favour 0)
         inputs[draw(st.sampled_from(["image_url", "steps", "__class__", ""]))] = "x"
     # Any other text that Cog would take for a URL or data URI: what Cog does with it is Cog's.
     image = inputs.get("image")
@@ -191,7 +191,8 @@ QUICK = dict(width=64, height=64, num_frames=8, num_inference_steps=1)
 GUARANTEED = [  # every image class, and the prompts and seeds the issue names, at least once
     *(dict(QUICK, tier=3, prompt="", image=image) for image in IMAGES.values()),
     dict(QUICK, tier=2, prompt="word " * 300, seed=0),
-    dict(QUICK, tier=2, prompt="🎬 مشهد على الشاطئ " * 6, seed=2**32 - 1),
+    dict(QUICK, tier=2, prompt="🎬🌊🐙" * 40, seed=2**32 - 1),
+    dict(QUICK, tier=3, prompt="مشهد على الشاطئ عند الغروب", negative_prompt="\u202eevil\u202c"),
     dict(QUICK, tier=2, prompt="a kite", seed=2**32),
 ]
 
