@@ -194,6 +194,11 @@ GUARANTEED = [  # every image class, and the prompts and seeds the issue names, 
     dict(QUICK, tier=2, prompt="🎬🌊🐙" * 40, seed=2**32 - 1),
     dict(QUICK, tier=3, prompt="مشهد على الشاطئ عند الغروب", negative_prompt="\u202eevil\u202c"),
     dict(QUICK, tier=2, prompt="a kite", seed=2**32),
+    dict(QUICK, tier=2, prompt="a" * 5000),
+    # Just outside both ends of every limited field.
+    *(dict(QUICK, tier=2, prompt="a kite", **{name: value})
+      for name, spec in INPUTS.items() if spec.ge is not None
+      for value in (spec.ge - 1, spec.le + 1)),
 ]
 
 
