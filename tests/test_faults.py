@@ -86,9 +86,12 @@ def live_tensors() -> tuple[int, int, int]:
 
 
 def state_of(runner) -> list:
-    """What a prediction must leave as it found it: each pipeline's scheduler and dtypes."""
-    return [(dict(pipeline.scheduler.config), pipeline.unet.dtype, pipeline.vae.dtype)
-            for pipeline in pipelines_of(runner)]
+    """What a prediction must leave as it found it: each pipeline's scheduler, dtypes and eval
+    mode, and torch's grad and inference modes (entered by the pipelines' decorators)."""
+    return [torch.is_grad_enabled(), torch.is_inference_mode_enabled()] + [
+        (dict(pipeline.scheduler.config), pipeline.unet.dtype, pipeline.vae.dtype,
+         pipeline.unet.training, pipeline.vae.training)
+        for pipeline in pipelines_of(runner)]
 
 
 def fails_cleanly(runner, inputs, fault: BaseException, stage: str, after: int, expected: type) -> BaseException:
