@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from cog import BaseRunner, Input, Path
 
-from pipelines.common import free_memory, check_gpu, pick_device, release_freed_heap
+from pipelines.common import check_gpu, free_memory, pick_device, release_freed_heap
 from pipelines.inputs import INPUTS, VideoRequest, resolve_request
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
@@ -134,8 +134,8 @@ class Runner(BaseRunner):
         return Path(video)
 
     def healthcheck(self) -> bool:
-        """Cog's /health-check asks this while idle: a broken GPU context reports UNHEALTHY, with
-        CUDA's error, instead of failing every prediction. (Cog counts a raise as unhealthy and
+        """Cog's /health-check asks this: a broken GPU context reports UNHEALTHY, with CUDA's
+        error, instead of failing every prediction. (Cog counts a raise as unhealthy and
         shows its message; a bare False would only say "returned False".)"""
         check_gpu(self.device)
         return True
