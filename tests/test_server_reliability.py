@@ -186,20 +186,38 @@ def test_final_webhook_is_retried_until_the_receiver_takes_it(server):
         flaky.close()
 
 
+def first_health_after_setup(cog: CogServer, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while (health := cog.health_or_none()) is None or health["status"] == "STARTING":
+        assert time.monotonic() < deadline, health
+        time.sleep(0.5)
+    return health
+
+
 def test_a_lost_gpu_reports_unhealthy_with_the_cuda_error(tiny_weights_dir, tmp_path):
     """healthcheck() raises with CUDA's message; Cog reports UNHEALTHY and shows it. coglet still
     takes predictions then (here they run, the models being on the CPU): taking the container out
     is left to whatever reads the health check."""
     cog = CogServer(tiny_weights_dir, tmp_path / "server.log", predictor="tests/gpu_lost.py:RunnerWithALostGpu")
     try:
-        deadline = time.monotonic() + 300
-        while (health := cog.health_or_none()) is None or health["status"] == "STARTING":
-            assert time.monotonic() < deadline, health
-            time.sleep(0.5)
+        health = first_health_after_setup(cog)
         assert health["status"] == "UNHEALTHY", health
         assert health["user_healthcheck_error"].startswith(
             "Healthcheck failed: RuntimeError: the GPU no longer answers: "), health
         assert requests.post(f"{cog.url}/predictions", json={"input": QUICK}, timeout=60).json()["status"] == "succeeded"
+    finally:
+        cog.stop()
+
+
+def test_a_hung_gpu_reports_unhealthy_after_cogs_timeout(tiny_weights_dir, tmp_path):
+    """A health check that never returns (a GPU whose sync hangs) does not hang /health-check:
+    coglet gives up after 5 s and reports UNHEALTHY, each time it is asked."""
+    cog = CogServer(tiny_weights_dir, tmp_path / "server.log", predictor="tests/gpu_lost.py:RunnerWithAHungGpu")
+    try:
+        for health in (first_health_after_setup(cog), cog.health()):
+            assert health["status"] == "UNHEALTHY", health
+            assert health["user_healthcheck_error"] == \
+                "Healthcheck failed: user-defined healthcheck timed out after 5.0 seconds", health
     finally:
         cog.stop()
 
