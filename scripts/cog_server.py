@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -101,6 +102,29 @@ class CogServer:
         response.raise_for_status()
         return response.json()
 
+    def start_async(self, inputs: dict, webhook_url: str, events=("start", "logs", "completed")) -> str:
+        """Start a prediction without waiting (`Prefer: respond-async`); its `events` go to
+        `webhook_url`, the only way Cog reports on it. Returns its id."""
+        prediction_id = f"test-{uuid.uuid4().hex[:12]}"
+        response = requests.put(
+            f"{self.url}/predictions/{prediction_id}",
+            json={"input": inputs, "webhook": webhook_url, "webhook_events_filter": list(events)},
+            headers={"Prefer": "respond-async"}, timeout=30,
+        )
+        if response.status_code != 202:
+            raise RuntimeError(f"async prediction not accepted: HTTP {response.status_code} {response.text}")
+        return prediction_id
+
+    def cancel(self, prediction_id: str) -> int:
+        """`POST /predictions/{id}/cancel`; the HTTP status (404: unknown or already finished)."""
+        return requests.post(f"{self.url}/predictions/{prediction_id}/cancel", timeout=10).status_code
+
+    def worker_pids(self) -> list[int]:
+        """Cog's worker processes: the children of the server process (one while it is healthy)."""
+        listed = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
+                                capture_output=True, text=True).stdout
+        return [int(pid) for pid in listed.split()]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, 15)
@@ -151,6 +175,18 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> list[dict]:
+        """Every event up to the first whose logs contain `text` (or the final one, if it comes first)."""
+        seen, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                seen.append(self.events.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+            if text in (seen[-1].get("logs") or "") or seen[-1].get("status") in TERMINAL:
+                return seen
+        raise TimeoutError(f"{text!r} not in the logs within {timeout}s")
 
     def wait_for_terminal(self, timeout: float = 300) -> list[dict]:
         """Every event up to and including the one with a terminal status."""

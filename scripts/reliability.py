@@ -22,12 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 from pathlib import Path
-
-import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -90,14 +87,8 @@ def read_junit(junit_path: Path) -> dict:
     return dict(checks=checks, fuzz=fuzz, cancels=cancels)
 
 
-def worker_pid(server: CogServer) -> str:
-    """Cog's worker: the one child of the server process."""
-    return subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.process.pid)],
-                          capture_output=True, text=True, check=True).stdout.split()[0]
-
-
 def worker_rss_mib(server: CogServer) -> float:
-    worker = worker_pid(server)
+    [worker] = server.worker_pids()
     for line in Path(f"/proc/{worker}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -109,10 +100,10 @@ def worker_gpu_mib(server: CogServer) -> float | None:
     path has not run on a GPU yet)."""
     if shutil.which("nvidia-smi") is None:
         return None
-    worker = worker_pid(server)
+    [worker] = server.worker_pids()
     rows = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
                           capture_output=True, text=True, check=True).stdout.splitlines()
-    used = [float(row.split(",")[1]) for row in rows if row.split(",")[0].strip() == worker]
+    used = [float(row.split(",")[1]) for row in rows if row.split(",")[0].strip() == str(worker)]
     return sum(used) if used else 0.0
 
 
@@ -125,12 +116,9 @@ def send(server: CogServer, inputs: dict) -> str:
     receiver = WebhookReceiver()
     try:
         server.wait_until_ready(timeout=30)
-        prediction_id = f"soak-{uuid.uuid4().hex[:12]}"
-        requests.put(f"{server.url}/predictions/{prediction_id}", headers={"Prefer": "respond-async"}, timeout=30,
-                     json={"input": inputs, "webhook": receiver.url, "webhook_events_filter": ["logs", "completed"]})
-        while ", denoising]" not in (receiver.events.get(timeout=60).get("logs") or ""):
-            pass
-        requests.post(f"{server.url}/predictions/{prediction_id}/cancel", timeout=10)
+        prediction_id = server.start_async(inputs, receiver.url, events=("logs", "completed"))
+        receiver.wait_for_log(", denoising]")
+        server.cancel(prediction_id)
         return receiver.wait_for_terminal(timeout=60)[-1]["status"]
     finally:
         receiver.close()
@@ -186,8 +174,9 @@ def cancel_table(cancels: dict[str, float]) -> list[str]:
     return [
         "## Cancel through the server, in each stage",
         "",
-        "`POST /predictions/{id}/cancel` sent once the stage's first progress line arrived by webhook; "
-        "the time is from the request to the `canceled` webhook (tests/test_server_reliability.py).",
+        "`POST /predictions/{id}/cancel` sent once the stage's first progress line arrived by webhook "
+        "(for the encode, once the worker's ffmpeg was running); the time is from the request to the "
+        "`canceled` webhook (tests/test_server_reliability.py).",
         "",
         "| tier and stage | canceled after |",
         "|---|---|",

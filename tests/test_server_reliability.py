@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import time
-import uuid
 
 import pytest
 import requests
@@ -24,30 +23,9 @@ QUICK = dict(LONG, num_frames=8, num_inference_steps=1)
 CANCEL_BOUND_S = 5
 
 
-def start_async(server, webhook_url, inputs=LONG) -> str:
-    prediction_id = f"test-{uuid.uuid4().hex[:12]}"
-    response = requests.put(
-        f"{server.url}/predictions/{prediction_id}",
-        json={"input": inputs, "webhook": webhook_url,
-              "webhook_events_filter": ["start", "logs", "completed"]},
-        headers={"Prefer": "respond-async"}, timeout=30,
-    )
-    assert response.status_code == 202, response.text
-    return prediction_id
-
-
-def wait_for_log(webhook, text: str, timeout: float = 60) -> list[dict]:
-    seen, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen.append(webhook.events.get(timeout=timeout))
-        if text in (seen[-1].get("logs") or ""):
-            return seen
-    raise TimeoutError(f"{text!r} not in the logs")
-
-
 def test_busy_server_answers_at_capacity_and_cancel_ends_the_prediction(server, webhook):
-    prediction_id = start_async(server, webhook.url)
-    wait_for_log(webhook, "denoising")
+    prediction_id = server.start_async(LONG, webhook.url)
+    webhook.wait_for_log("denoising")
 
     assert server.health()["status"] == "BUSY"
     second = requests.post(f"{server.url}/predictions", json={"input": QUICK}, timeout=30)
@@ -55,7 +33,7 @@ def test_busy_server_answers_at_capacity_and_cancel_ends_the_prediction(server, 
     assert "At capacity" in second.json()["error"]
 
     asked = time.monotonic()
-    assert requests.post(f"{server.url}/predictions/{prediction_id}/cancel", timeout=10).status_code == 200
+    assert server.cancel(prediction_id) == 200
     final = webhook.wait_for_terminal(timeout=30)[-1]
     assert final["status"] == "canceled"
     assert time.monotonic() - asked < CANCEL_BOUND_S
@@ -83,9 +61,8 @@ def stages_in(logs: str) -> list[str]:
 
 def worker_children(server) -> list[tuple[str, str]]:
     """(state, command) of every process the worker started (ffmpeg, while encoding)."""
-    worker = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.process.pid)],
-                            capture_output=True, text=True, check=True).stdout.split()[0]
-    rows = subprocess.run(["ps", "-o", "stat=,comm=", "--ppid", worker], capture_output=True, text=True).stdout
+    [worker] = server.worker_pids()
+    rows = subprocess.run(["ps", "-o", "stat=,comm=", "--ppid", str(worker)], capture_output=True, text=True).stdout
     return [tuple(row.split(None, 1)) for row in rows.splitlines()]
 
 
@@ -104,19 +81,19 @@ def cancel_in_stage(server, stage: str, inputs: dict, tries: int = 3) -> tuple[d
     for _ in range(tries):
         receiver = WebhookReceiver()
         try:
-            prediction_id = start_async(server, receiver.url, inputs)
+            prediction_id = server.start_async(inputs, receiver.url)
             if stage == "encoding":
                 # The encode's progress lines span under a second, less than the logs webhook can
                 # lag: watch for the encoder itself instead.
                 wait_for_ffmpeg(server)
-            elif wait_for_log(receiver, f", {stage}]")[-1].get("status") in TERMINAL:
+            elif receiver.wait_for_log(f", {stage}]")[-1].get("status") in TERMINAL:
                 continue  # finished before its stage was even reported
             asked = time.monotonic()
-            answer = requests.post(f"{server.url}/predictions/{prediction_id}/cancel", timeout=10)
-            assert answer.status_code in (200, 404), answer.text
+            answer = server.cancel(prediction_id)
+            assert answer in (200, 404), answer
             final = receiver.wait_for_terminal(timeout=30)[-1]
             took = time.monotonic() - asked
-            if answer.status_code == 200 and final["status"] != "succeeded":
+            if answer == 200 and final["status"] != "succeeded":
                 return final, took
         finally:
             receiver.close()
@@ -143,12 +120,12 @@ def test_cancel_in_any_stage_ends_canceled_promptly(server, record_property, cas
 
 
 def test_cancel_of_an_unknown_prediction_is_404(server):
-    assert requests.post(f"{server.url}/predictions/no-such-id/cancel", timeout=10).status_code == 404
+    assert server.cancel("no-such-id") == 404
 
 
 def test_unreachable_webhook_does_not_stall_or_lose_the_prediction(server):
     dead_url = f"http://127.0.0.1:{free_port()}/webhook"  # nothing listens there
-    start_async(server, dead_url, QUICK)
+    server.start_async(QUICK, dead_url)
     server.wait_until_ready(timeout=60)  # finished, despite every webhook failing
     assert server.predict(QUICK)["status"] == "succeeded"
 
@@ -158,7 +135,7 @@ def test_slow_webhook_receiver_does_not_stall_the_server(server):
     answer each, the prediction finishes and the next one runs before the first answer."""
     slow = WebhookReceiver(delay=5)
     try:
-        start_async(server, slow.url, QUICK)
+        server.start_async(QUICK, slow.url)
         server.wait_until_ready(timeout=60)
         assert server.predict(QUICK)["status"] == "succeeded"
         next_done = time.monotonic()
@@ -174,7 +151,7 @@ def test_final_webhook_is_retried_until_the_receiver_takes_it(server):
     other; a receiver that refuses it a few times still gets it, while the server goes on."""
     flaky = WebhookReceiver(refuse_final=3)
     try:
-        start_async(server, flaky.url, QUICK)
+        server.start_async(QUICK, flaky.url)
         server.wait_until_ready(timeout=60)
         assert server.predict(QUICK)["status"] == "succeeded"
         final = flaky.wait_for_terminal(timeout=60)[-1]
@@ -234,12 +211,11 @@ def test_killed_worker_fails_the_prediction_and_reports_unhealthy(own_server, we
     """What coglet 0.23 does when its worker dies (kill -9, or the kernel's OOM killer): the running
     prediction fails at once, and the server stays UNHEALTHY, refusing new work with 409, until the
     container is restarted. It does not start a new worker itself."""
-    start_async(own_server, webhook.url)
-    wait_for_log(webhook, "denoising")
-    workers = subprocess.run(["ps", "-o", "pid=", "--ppid", str(own_server.process.pid)],
-                             capture_output=True, text=True, check=True).stdout.split()
+    own_server.start_async(LONG, webhook.url)
+    webhook.wait_for_log("denoising")
+    workers = own_server.worker_pids()
     assert len(workers) == 1
-    os.kill(int(workers[0]), signal.SIGKILL)
+    os.kill(workers[0], signal.SIGKILL)
 
     final = webhook.wait_for_terminal(timeout=30)[-1]
     assert final["status"] == "failed"
