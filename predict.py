@@ -1,7 +1,8 @@
 """The Cog model: one typed entry point for every tier.
 
-Inputs are declared once in `pipelines/inputs.py`; this file turns them into Cog's signature,
-checks a request, hands it to its tier and writes the video. Every model is loaded in `setup()`;
+Inputs are declared once, in `run()`'s signature, where `cog build` reads them; `pipelines/inputs.py`
+checks a request against the same limits (and the per-tier ones a schema cannot express), this file
+hands it to its tier and writes the video. Every model is loaded in `setup()`;
 nothing in `run()` loads weights or rebuilds a model.
 """
 
@@ -17,8 +18,8 @@ from typing import Optional
 import torch
 from cog import BaseRunner, Input, Path
 
-from pipelines.common import check_gpu, free_memory, pick_device, release_freed_heap
-from pipelines.inputs import INPUTS, VideoRequest, resolve_request
+from pipelines.common import check_gpu, free_memory, pick_device, release_freed_heap, require_usable_gpu
+from pipelines.inputs import VideoRequest, resolve_request
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo
@@ -40,10 +41,6 @@ class GenerationError(RuntimeError):
     """A prediction that could not finish; the message says what to change."""
 
 
-def _input(name: str):
-    return Input(**INPUTS[name].cog_kwargs())
-
-
 class Runner(BaseRunner):
     def setup(self) -> None:
         started = time.monotonic()
@@ -53,6 +50,7 @@ class Runner(BaseRunner):
             print(f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.", flush=True)
         for tier in (2, 3):
             self._prepare_weights(directory, tier)
+        require_usable_gpu()
         self.device = pick_device()
         text_to_video = TextToVideo.load(directory, self.device)
         self.tiers = {
@@ -81,41 +79,97 @@ class Runner(BaseRunner):
         else:
             print(f"Tier {tier} weights match {LOCK_FILE} ({hashed} files hashed, others cached).", flush=True)
 
+    # The public interface, declared once. `cog build` reads these `Input(...)`s without importing
+    # this file (a static parser: every value must be a literal written here; see
+    # scripts/cog_schema.py for its rules, enforced by tests/test_cog_schema.py). An input left out
+    # as None takes its tier's default; pipelines/inputs.py holds the per-tier defaults and limits
+    # and checks every value, since a server without the schema passes anything through
+    # (tests/test_inputs.py keeps the two in agreement).
     def run(
         self,
-        tier: int = _input("tier"),
-        prompt: str = _input("prompt"),
-        negative_prompt: str = _input("negative_prompt"),
-        num_frames: Optional[int] = _input("num_frames"),
-        width: Optional[int] = _input("width"),
-        height: Optional[int] = _input("height"),
-        fps: Optional[int] = _input("fps"),
-        num_inference_steps: Optional[int] = _input("num_inference_steps"),
-        guidance_scale: Optional[float] = _input("guidance_scale"),
-        seed: Optional[int] = _input("seed"),
-        output_format: str = _input("output_format"),
-        image: Optional[Path] = _input("image"),
-        motion_bucket_id: int = _input("motion_bucket_id"),
-        noise_aug_strength: float = _input("noise_aug_strength"),
+        tier: int = Input(
+            description="2: AnimateDiff v3 text-to-video (512×512, 16 frames). 3: an SDXL keyframe from the prompt, or your image, animated by Stable Video Diffusion 1.1 (1024×576, 25 frames).",
+            default=2,
+            choices=[2, 3],
+        ),
+        prompt: str = Input(
+            description="What the clip shows. Required for tier 2, and for tier 3 without an image. CLIP reads the first 77 tokens; the logs say when a prompt was cut.",
+            default="",
+            max_length=4000,
+        ),
+        negative_prompt: str = Input(
+            description="What the clip should not show (tier 2, and tier 3's keyframe).",
+            default="",
+            max_length=4000,
+        ),
+        num_frames: Optional[int] = Input(
+            description="Frames in the video. Tier 2: 8–32, default 16. Tier 3: 8–25, default 25.",
+            default=None,
+            ge=8,
+            le=32,
+        ),
+        width: Optional[int] = Input(
+            description="Width in pixels, a multiple of 8. Tier 2: 64–1024, default 512. Tier 3: 64–1024, default 1024.",
+            default=None,
+            ge=64,
+            le=1024,
+        ),
+        height: Optional[int] = Input(
+            description="Height in pixels, a multiple of 8. Tier 2: 64–1024, default 512. Tier 3: 64–1024, default 576.",
+            default=None,
+            ge=64,
+            le=1024,
+        ),
+        fps: Optional[int] = Input(
+            description="Frames per second of the video. Tier 2: default 8. Tier 3: default 6 (SVD is also conditioned on it).",
+            default=None,
+            ge=1,
+            le=30,
+        ),
+        num_inference_steps: Optional[int] = Input(
+            description="Denoising steps per model (tier 3: for the keyframe and for the animation each). Tier 2: default 25. Tier 3: default 25.",
+            default=None,
+            ge=1,
+            le=100,
+        ),
+        guidance_scale: Optional[float] = Input(
+            description="Classifier-free guidance of the text-conditioned model: AnimateDiff in tier 2, the SDXL keyframe in tier 3. 1 turns guidance off. Tier 2: default 7.5. Tier 3: default 5.0.",
+            default=None,
+            ge=1.0,
+            le=20.0,
+        ),
+        seed: Optional[int] = Input(
+            description="Random seed. Leave empty for a random one; the logs print it so the clip can be reproduced.",
+            default=None,
+            ge=0,
+            le=4294967295,
+        ),
+        output_format: str = Input(
+            description="Video container: mp4 (H.264, plays in every browser), webm (VP9) or gif.",
+            default="mp4",
+            choices=["mp4", "gif", "webm"],
+        ),
+        image: Optional[Path] = Input(
+            description="Tier 3 only: the first frame to animate (PNG, JPEG, WebP...; through the API an http(s) URL or a data URI). With it no keyframe is rendered and the prompt may be empty. It is scaled to cover width×height and the centre is cropped, so another aspect ratio loses its edges and is never stretched.",
+            default=None,
+        ),
+        motion_bucket_id: int = Input(
+            description="Tier 3: how much SVD moves the scene (SVD 1.1 was tuned at 127).",
+            default=127,
+            ge=1,
+            le=255,
+        ),
+        noise_aug_strength: float = Input(
+            description="Tier 3: noise added to the start frame before animating; more lets SVD depart further from it.",
+            default=0.02,
+            ge=0.0,
+            le=1.0,
+        ),
     ) -> Path:
-        request = resolve_request(
-            dict(
-                tier=tier,
-                prompt=prompt,
-                negative_prompt=negative_prompt,
-                num_frames=num_frames,
-                width=width,
-                height=height,
-                fps=fps,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                seed=seed,
-                output_format=output_format,
-                image=image,
-                motion_bucket_id=motion_bucket_id,
-                noise_aug_strength=noise_aug_strength,
-            )
-        )
+        # Every input by name, as sent: at the first statement, locals() holds just the parameters.
+        inputs = dict(locals())
+        del inputs["self"]
+        request = resolve_request(inputs)
         self._remove_previous_output()
         self._log_request(request)
 

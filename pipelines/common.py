@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import gc
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -104,3 +105,20 @@ def check_gpu(device: Device) -> None:
         raise RuntimeError(f"the GPU no longer answers: {error}") from error
     if total != 8.0:
         raise RuntimeError(f"the GPU no longer computes correctly: 8 ones summed to {total}")
+
+
+NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")  # present wherever an NVIDIA driver is loaded
+
+
+def require_usable_gpu(driver_file: Path = NVIDIA_DRIVER_FILE) -> None:
+    """Refuse to start on the CPU when the machine has an NVIDIA GPU that torch cannot use. The
+    usual cause is a driver older than the CUDA torch was built for (torch 2.14.1 is a CUDA 13.0
+    build: driver 580 or newer); serving from the CPU instead would bill minutes per video."""
+    if torch.cuda.is_available() or not driver_file.exists():
+        return
+    driver = driver_file.read_text(errors="replace").splitlines()[0].strip() if driver_file.stat().st_size else "?"
+    raise RuntimeError(
+        f"an NVIDIA driver is loaded ({driver}) but torch {torch.__version__}, built for CUDA "
+        f"{torch.version.cuda}, cannot use the GPU; CUDA 13.0 needs driver 580 or newer "
+        f"(README \"Publish on Replicate\")"
+    )

@@ -1,10 +1,11 @@
-"""The input contract the frontend codes against: every input declared once, checked here.
+"""The checks behind the input contract: every value a request sends, checked here.
 
-`INPUTS` declares each input (description, default, limits). `predict.py` builds Cog's typed
-signature from it, so the OpenAPI schema `cog build` writes shows the same limits, and
-`resolve_request` enforces them: Cog's server accepts anything when no schema is present, so these
-checks are the line of defence. Limits that differ by tier live in `TIER_LIMITS`; an input left
-out takes its tier's default from `TIER_DEFAULTS`.
+The inputs are declared once, in `run()`'s signature in predict.py, where `cog build` reads them
+into the OpenAPI schema that Replicate's form and Cog's server use. This module holds the limits
+that the checks apply: the same ranges as the signature (tests/test_inputs.py keeps the two in
+agreement), plus what a schema cannot express: limits and defaults that differ by tier, sizes in
+multiples of 8, which inputs go with which tier. Cog's server accepts anything when no schema is
+present, so these checks are the line of defence.
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ TIERS = (2, 3)
 MAX_PROMPT_CHARS = 4000  # far past what CLIP reads (77 tokens); longer is a client bug, not a prompt
 MAX_SEED = 2**32 - 1
 
+# run()'s parameters, in order: the only names a request may carry.
+INPUT_NAMES = (
+    "tier", "prompt", "negative_prompt", "num_frames", "width", "height", "fps",
+    "num_inference_steps", "guidance_scale", "seed", "output_format", "image", "motion_bucket_id",
+    "noise_aug_strength",
+)
+
+# What a left-out (or null) input becomes when it is the same for every tier.
+DEFAULTS: dict[str, Any] = dict(
+    tier=2, prompt="", negative_prompt="", seed=None, output_format="mp4", image=None,
+    motion_bucket_id=127,  # SVD 1.1 was fine-tuned at 127
+    noise_aug_strength=0.02,  # diffusers' default for SVD
+)
 # Tier 2: AnimateDiff v3 on SD 1.5, which was trained at 512×512 and 16 frames (the motion module
 # has positions for at most 32). Tier 3: SVD-XT 1.1 was fine-tuned for 25 frames at 1024×576 and
 # 6 fps (diffusers conditions it on fps - 1). Guidance: SD 1.5 expects about 7.5, SDXL about 5.
@@ -27,6 +41,16 @@ TIER_DEFAULTS: dict[int, dict[str, Any]] = {
     2: dict(num_frames=16, width=512, height=512, fps=8, num_inference_steps=25, guidance_scale=7.5),
     3: dict(num_frames=25, width=1024, height=576, fps=6, num_inference_steps=25, guidance_scale=5.0),
 }
+
+# (lowest, highest), inclusive, for every tier.
+LIMITS: dict[str, tuple[float, float]] = dict(
+    fps=(1, 30),
+    num_inference_steps=(1, 100),
+    guidance_scale=(1.0, 20.0),  # 1 turns classifier-free guidance off
+    seed=(0, MAX_SEED),  # a full 32-bit seed: every value a random draw can print
+    motion_bucket_id=(1, 255),  # SVD's micro-conditioning range
+    noise_aug_strength=(0.0, 1.0),
+)
 # (lowest, highest) per tier. Sizes must be multiples of 8 (the VAE's downsampling factor); below
 # 256 pixels a side the models produce little of use, but small sizes are allowed for previews.
 TIER_LIMITS: dict[int, dict[str, tuple[int, int]]] = {
@@ -38,105 +62,6 @@ SIZE_MULTIPLE = 8
 
 class InputError(ValueError):
     """A request the model cannot run; the message names the field, the value and what is allowed."""
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """One input: its type, Cog metadata and the limits that hold across all tiers."""
-
-    type: type
-    description: str
-    default: Any = None
-    ge: float | None = None
-    le: float | None = None
-    choices: tuple | None = None
-
-    def cog_kwargs(self) -> dict[str, Any]:
-        kwargs = dict(description=self.description, default=self.default, ge=self.ge, le=self.le)
-        if self.choices:
-            kwargs["choices"] = list(self.choices)
-        return {key: value for key, value in kwargs.items() if value is not None or key == "default"}
-
-
-def _tier_range(name: str) -> str:
-    return "; ".join(
-        f"tier {tier}: {TIER_LIMITS[tier][name][0]}–{TIER_LIMITS[tier][name][1]}, "
-        f"default {TIER_DEFAULTS[tier][name]}"
-        for tier in TIERS
-    )
-
-
-def _tier_defaults(name: str) -> str:
-    return ", ".join(f"tier {tier}: {TIER_DEFAULTS[tier][name]}" for tier in TIERS)
-
-
-INPUTS: dict[str, InputSpec] = {
-    "tier": InputSpec(
-        int,
-        "2: AnimateDiff v3 text-to-video (512×512). 3: SDXL keyframe (or your image) animated by "
-        "Stable Video Diffusion 1.1 (1024×576).",
-        default=2,
-        choices=TIERS,
-    ),
-    "prompt": InputSpec(
-        str,
-        "What the clip shows. Required for tier 2, and for tier 3 without an image. CLIP reads the "
-        f"first 77 tokens; the logs say when a prompt was cut. At most {MAX_PROMPT_CHARS} characters.",
-        default="",
-    ),
-    "negative_prompt": InputSpec(str, "What the clip should not show.", default=""),
-    "num_frames": InputSpec(
-        int, f"Frames in the video ({_tier_range('num_frames')}).", ge=8, le=32
-    ),
-    "width": InputSpec(
-        int, f"Width in pixels, a multiple of {SIZE_MULTIPLE} ({_tier_range('width')}).", ge=64, le=1024
-    ),
-    "height": InputSpec(
-        int, f"Height in pixels, a multiple of {SIZE_MULTIPLE} ({_tier_range('height')}).", ge=64, le=1024
-    ),
-    "fps": InputSpec(
-        int,
-        f"Frames per second of the video ({_tier_defaults('fps')}). Tier 3 also conditions SVD on it.",
-        ge=1,
-        le=30,
-    ),
-    "num_inference_steps": InputSpec(
-        int, f"Denoising steps per model ({_tier_defaults('num_inference_steps')}).", ge=1, le=100
-    ),
-    "guidance_scale": InputSpec(
-        float,
-        "Classifier-free guidance of the text-conditioned model: AnimateDiff in tier 2, the SDXL "
-        f"keyframe in tier 3 ({_tier_defaults('guidance_scale')}). 1 turns guidance off.",
-        ge=1.0,
-        le=20.0,
-    ),
-    "seed": InputSpec(
-        int,
-        f"Random seed, 0–{MAX_SEED}. Leave empty for a random one; the logs print it so the clip "
-        "can be reproduced.",
-        ge=0,
-        le=MAX_SEED,
-    ),
-    "output_format": InputSpec(str, "Video container.", default="mp4", choices=OUTPUT_FORMATS),
-    "image": InputSpec(
-        str,
-        "Tier 3 only: the first frame to animate (http(s) URL, data URI or file; PNG, JPEG, WebP...). "
-        "With it no keyframe is rendered and the prompt may be empty. It is scaled to cover "
-        "width×height and the centre is cropped, so other aspect ratios lose their edges, never "
-        "get stretched; transparency is composited on white; EXIF rotation is applied.",
-    ),
-    "motion_bucket_id": InputSpec(
-        int, "Tier 3: how much SVD moves the scene (1–255; SVD 1.1 was tuned at 127).", default=127, ge=1, le=255
-    ),
-    "noise_aug_strength": InputSpec(
-        float,
-        "Tier 3: noise added to the start frame before animating; more lets SVD depart further from "
-        "it (0–1; default 0.02).",
-        default=0.02,
-        ge=0.0,
-        le=1.0,
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -168,8 +93,8 @@ def _describe(value: Any) -> str:
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> Any:
-    # bool is an int in Python; `True` is never a tier.
-    if isinstance(value, bool) or value not in choices:
+    # Of the choice's own type: `True` and 2.0 equal 1 and 2 in Python, but neither is a tier.
+    if not any(type(value) is type(choice) and value == choice for choice in choices):
         allowed = ", ".join(repr(choice) for choice in choices)
         raise InputError(f"{name} must be one of {allowed}; got {_describe(value)}")
     return value
@@ -201,31 +126,37 @@ def _check_text(name: str, value: Any) -> str:
     return value
 
 
-def _check_size(name: str, value: Any, tier: int) -> int:
-    low, high = TIER_LIMITS[tier][name]
-    value = _check_int(name, value, low, high, f" for tier {tier}")
+def _check_size(name: str, value: int) -> int:
     if value % SIZE_MULTIPLE:
         raise InputError(
             f"{name} must be a multiple of {SIZE_MULTIPLE} (the VAE works on 8×8 blocks); got {value}, "
-            f"nearest allowed: {max(low, value - value % SIZE_MULTIPLE)} or "
-            f"{min(high, value - value % SIZE_MULTIPLE + SIZE_MULTIPLE)}"
+            f"nearest allowed: {value - value % SIZE_MULTIPLE} or {value - value % SIZE_MULTIPLE + SIZE_MULTIPLE}"
         )
     return value
 
 
 def resolve_request(raw: dict[str, Any]) -> VideoRequest:
     """Check every input as sent and fill in tier defaults; raise InputError on the first bad one."""
-    unknown = sorted(set(raw) - set(INPUTS))
+    unknown = sorted(set(raw) - set(INPUT_NAMES))
     if unknown:
-        raise InputError(f"unknown input {unknown[0]!r}; the inputs are: {', '.join(INPUTS)}")
+        raise InputError(f"unknown input {unknown[0]!r}; the inputs are: {', '.join(INPUT_NAMES)}")
 
-    tier = _check_choice("tier", raw.get("tier", INPUTS["tier"].default), TIERS)
-    # What a left-out (or null) input becomes: the tier's default, else the input's own.
-    defaults = {**{name: spec.default for name, spec in INPUTS.items()}, **TIER_DEFAULTS[tier]}
+    tier = _check_choice("tier", raw.get("tier", DEFAULTS["tier"]), TIERS)
+    defaults = {**DEFAULTS, **TIER_DEFAULTS[tier]}
 
     def given(name: str) -> Any:
+        """The value sent, or the tier's default for a left-out (or null) input."""
         value = raw.get(name)
         return defaults[name] if value is None else value
+
+    def in_range(name: str) -> Any:
+        low, high = LIMITS[name]
+        if isinstance(low, float):
+            return _check_float(name, given(name), low, high)
+        return _check_int(name, given(name), low, high)
+
+    def in_tier_range(name: str) -> int:
+        return _check_int(name, given(name), *TIER_LIMITS[tier][name], f" for tier {tier}")
 
     prompt = _check_text("prompt", raw.get("prompt"))
     image = raw.get("image") or None
@@ -236,43 +167,22 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
     if not prompt.strip() and image is None:
         raise InputError("prompt must describe the keyframe for tier 3 when no image is given; got an empty prompt")
 
-    seed = raw.get("seed")
-    seed_was_random = seed is None
-    if seed_was_random:
-        seed = secrets.randbits(32)  # a full 32-bit seed: every value a user can pass back in
-
-    spec = INPUTS
+    seed_was_random = raw.get("seed") is None
     return VideoRequest(
         tier=tier,
         prompt=prompt,
         negative_prompt=_check_text("negative_prompt", raw.get("negative_prompt")),
-        num_frames=_check_int(
-            "num_frames", given("num_frames"), *TIER_LIMITS[tier]["num_frames"], f" for tier {tier}"
-        ),
-        width=_check_size("width", given("width"), tier),
-        height=_check_size("height", given("height"), tier),
-        fps=_check_int("fps", given("fps"), int(spec["fps"].ge), int(spec["fps"].le)),
-        num_inference_steps=_check_int(
-            "num_inference_steps",
-            given("num_inference_steps"),
-            int(spec["num_inference_steps"].ge),
-            int(spec["num_inference_steps"].le),
-        ),
-        guidance_scale=_check_float(
-            "guidance_scale", given("guidance_scale"), spec["guidance_scale"].ge, spec["guidance_scale"].le
-        ),
-        seed=_check_int("seed", seed, 0, MAX_SEED),
-        output_format=_check_choice(
-            "output_format", given("output_format"), OUTPUT_FORMATS
-        ),
-        motion_bucket_id=_check_int(
-            "motion_bucket_id", given("motion_bucket_id"), int(spec["motion_bucket_id"].ge),
-            int(spec["motion_bucket_id"].le),
-        ),
-        noise_aug_strength=_check_float(
-            "noise_aug_strength", given("noise_aug_strength"), spec["noise_aug_strength"].ge,
-            spec["noise_aug_strength"].le,
-        ),
+        num_frames=in_tier_range("num_frames"),
+        width=_check_size("width", in_tier_range("width")),
+        height=_check_size("height", in_tier_range("height")),
+        fps=in_range("fps"),
+        num_inference_steps=in_range("num_inference_steps"),
+        guidance_scale=in_range("guidance_scale"),
+        # A full 32-bit random seed: every value a user can pass back in.
+        seed=secrets.randbits(32) if seed_was_random else in_range("seed"),
+        output_format=_check_choice("output_format", given("output_format"), OUTPUT_FORMATS),
+        motion_bucket_id=in_range("motion_bucket_id"),
+        noise_aug_strength=in_range("noise_aug_strength"),
         image=image,
         seed_was_random=seed_was_random,
     )

@@ -8,9 +8,11 @@ import base64
 import json
 import os
 import queue
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -23,6 +25,20 @@ REPO = Path(__file__).resolve().parent.parent
 # The regex Replicate's official clients use to turn log lines into a progress percentage.
 PROGRESS_REGEX = r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)\/(\d+)"
 TERMINAL = ("succeeded", "failed", "canceled")
+REFUSED_BY_SCHEMA = "refused by the schema"  # CogServer.predict's status for Cog's 422
+
+
+def refused_fields(result: dict) -> list[str]:
+    """The inputs Cog's 422 names: each error's `loc` is ["body", "input", <field>, ...]."""
+    return [error["loc"][2] for error in result.get("detail", []) if len(error.get("loc", [])) > 2]
+
+
+def failure_text(result: dict) -> str:
+    """What a caller is told when a prediction does not run: the error of a failed prediction, or
+    the schema's 422 messages, each prefixed with the field it names."""
+    if result["status"] == REFUSED_BY_SCHEMA:
+        return "; ".join(f"{'.'.join(map(str, error['loc'][2:]))}: {error['msg']}" for error in result["detail"])
+    return result.get("error") or ""
 
 
 def image_environment() -> dict[str, str]:
@@ -42,18 +58,31 @@ def free_port() -> int:
 
 class CogServer:
     """`python -m cog.server.http` with predict.py:Runner (or another `predictor`), started from this
-    interpreter's env plus the image's (cog.yaml); `extra_env` overrides both."""
+    interpreter's env plus the image's (cog.yaml); `extra_env` overrides both.
+
+    `schema`: the OpenAPI document `cog build` writes to `.cog/openapi_schema.json`, which Replicate
+    and `cog predict` always serve with (scripts/cog_schema.py makes it from predict.py). With it
+    Cog itself answers 422 to a value the schema refuses and drops unknown fields; without it every
+    input reaches run() as sent. coglet reads that file from its working directory, so each server
+    runs in a folder of its own (`app_dir`), the code coming from the repo through PYTHONPATH."""
 
     def __init__(self, weights_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-                 predictor: str = "predict.py:Runner"):
+                 predictor: str = "predict.py:Runner", schema: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.app_dir = Path(tempfile.mkdtemp(prefix="cog-app-"))
+        self.schema = schema
+        if schema is not None:
+            (self.app_dir / ".cog").mkdir()
+            (self.app_dir / ".cog" / "openapi_schema.json").write_text(json.dumps(schema))
+        module, _, runner = predictor.partition(":")
         env = {**os.environ, **image_environment()}
         # Cog spawns its worker as `python` from PATH: put this environment's interpreter first.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.update(
-            COG_PREDICT_TYPE_STUB=predictor,
+            COG_PREDICT_TYPE_STUB=f"{REPO / module}:{runner}",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
             PORT=str(self.port),
             WEIGHTS_DIR=str(weights_dir),
             COG_SETUP_TIMEOUT="600",
@@ -63,7 +92,7 @@ class CogServer:
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
-            cwd=REPO,
+            cwd=self.app_dir,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -95,10 +124,15 @@ class CogServer:
         raise TimeoutError(f"Cog server not READY after {timeout}s (last: {status}); see {self.log_path}")
 
     def predict(self, inputs: dict, timeout: float = 600) -> dict:
+        """The prediction Cog answers with (HTTP 200, whatever its status), or, when the schema
+        refuses the input, Cog's 422 body (`{"detail": [{"loc": [...], "msg": ...}]}`) with
+        `"status": "refused by the schema"` added, so a test reads both the same way."""
         # coglet frees its slot just after answering: a client that sends the next request at once
         # can get 409 At capacity. Wait for READY first, as a polite client would.
         self.wait_until_ready(timeout=30)
         response = requests.post(f"{self.url}/predictions", json={"input": inputs}, timeout=timeout)
+        if response.status_code == 422:
+            return {**response.json(), "status": REFUSED_BY_SCHEMA}
         response.raise_for_status()
         return response.json()
 
@@ -134,6 +168,7 @@ class CogServer:
                 os.killpg(self.process.pid, 9)
                 self.process.wait()
         self._log.close()
+        shutil.rmtree(self.app_dir, ignore_errors=True)
 
 
 def decode_data_uri(uri: str) -> tuple[str, bytes]:

@@ -185,7 +185,8 @@ def cancel_table(cancels: dict[str, float]) -> list[str]:
     ]
 
 
-FUZZ_OUTCOMES = ["succeeded", "failed naming the field", "refused by Cog's own check",
+FUZZ_OUTCOMES = ["succeeded", "failed naming the field", "refused by the schema, naming the field",
+                 "refused by Cog's own check",
                  "refused by Cog's own check (Cog left an empty temp file)"]
 
 
@@ -195,8 +196,10 @@ def fuzz_table(fuzz: dict[str, dict[str, int]]) -> list[str]:
     lines = [
         "## Fuzzer: what was sent, and what came back",
         "",
-        "Requests from tests/test_fuzz.py (hypothesis) through the server, by the input classes each "
-        "held (a request counts once in every class it held). Every answer was a success or a failure "
+        "Requests from tests/test_fuzz.py (hypothesis) through the server, once served with the schema "
+        "`cog build` writes (as on Replicate: Cog answers 422 naming the field for a value the schema "
+        "refuses) and once without one, by the input classes each held (a request counts once in "
+        "every class it held). Every answer was a success or a failure "
         "naming the field, the server was READY after each, nothing was written outside the "
         "prediction's output and the local file some requests named was never read; any other "
         "outcome fails the test.",

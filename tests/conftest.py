@@ -13,6 +13,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from make_tiny_weights import make_tiny_weights  # noqa: E402
 
+from cog_schema import openapi_schema  # noqa: E402
 from cog_server import CogServer, WebhookReceiver  # noqa: E402
 
 
@@ -24,14 +25,37 @@ def tiny_weights_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(tiny_weights_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("cog") / "server.log"
-    cog = CogServer(tiny_weights_dir, log)
+def schema() -> dict:
+    """The `.cog/openapi_schema.json` that `cog build` writes for predict.py."""
+    return openapi_schema(REPO / "predict.py")
+
+
+def _serve(weights_dir: Path, log_dir: Path, schema: dict | None):
+    cog = CogServer(weights_dir, log_dir / "server.log", schema=schema)
     try:
         cog.wait_until_ready()
         yield cog
     finally:
         cog.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_weights_dir, tmp_path_factory, schema):
+    """Cog's server as Replicate and `cog predict` run it: with the schema `cog build` writes."""
+    yield from _serve(tiny_weights_dir, tmp_path_factory.mktemp("cog"), schema)
+
+
+@pytest.fixture(scope="session")
+def server_without_schema(tiny_weights_dir, tmp_path_factory):
+    """Cog's server with no schema (a bare `python -m cog.server.http`): every input reaches run()
+    as sent, so our own checks are all that stands between a bad value and the models."""
+    yield from _serve(tiny_weights_dir, tmp_path_factory.mktemp("cog-bare"), None)
+
+
+@pytest.fixture(params=["with the schema", "without a schema"])
+def each_server(request):
+    """For bad-input tests: once as Replicate serves the model, once with our checks alone."""
+    return request.getfixturevalue("server" if request.param == "with the schema" else "server_without_schema")
 
 
 @pytest.fixture

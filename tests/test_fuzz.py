@@ -20,8 +20,11 @@ from PIL import Image
 from transformers import CLIPTokenizer
 
 from pipelines.images import load_start_image
-from pipelines.inputs import INPUTS, InputError, resolve_request
+from pipelines.inputs import InputError, resolve_request
+from cog_server import REFUSED_BY_SCHEMA, refused_fields
+from tests.declared_inputs import declared_inputs, refused_by_schema
 
+DECLARED = declared_inputs()  # run()'s inputs, as `cog build` reads them
 NASTY_TEXT = {
     "": "empty", " ": "blank", "\n\t": "blank", "🎬🌊🐙" * 40: "emoji", "مشهد على الشاطئ عند الغروب": "right-to-left",
     "\u202eevil\u202c": "right-to-left", "\x00nul": "control characters", "a" * 5000: "5000 characters",
@@ -85,7 +88,7 @@ def requests_to_send(draw):
     inputs = {name: draw(strategy) for name, strategy in CHEAP_VALID.items()}
     if inputs["tier"] == 3 and draw(st.booleans()):
         inputs["image"] = draw(st.sampled_from(list(IMAGES.values())))
-    for name in draw(st.lists(st.sampled_from(sorted(INPUTS)), max_size=3, unique=True)):
+    for name in draw(st.lists(st.sampled_from(sorted(DECLARED)), max_size=3, unique=True)):
         breakage = draw(st.sampled_from(["wrong type", "boundary", "omit"]))
         if breakage == "omit":
             # An omitted size would take the tier default (512×512 × 16 frames): too slow here.
@@ -102,12 +105,17 @@ def requests_to_send(draw):
     return inputs
 
 
-def expected_outcome(inputs: dict) -> str:
-    """'succeeded', 'Cog' (Cog's own check refuses it before run()), or the field a failure names."""
+def expected_outcome(inputs: dict, schema: bool = False) -> str:
+    """'succeeded', 'Cog' (Cog's own check refuses it before run()), 'schema' (Cog, serving the
+    schema, answers 422), or the field a failure names."""
+    if schema:
+        if schema_refuses(inputs):
+            return "schema"
+        inputs = {name: value for name, value in inputs.items() if name in DECLARED}  # Cog drops the rest
     image = inputs.get("image")
     if isinstance(image, str) and image in COG_CHECKS:
         return "Cog"
-    if set(inputs) - set(INPUTS):
+    if set(inputs) - set(DECLARED):
         return "Cog"  # run() has no such parameter: Cog refuses it, naming it
     try:
         request = resolve_request(inputs)
@@ -118,10 +126,15 @@ def expected_outcome(inputs: dict) -> str:
     return "succeeded"
 
 
+def schema_refuses(inputs: dict) -> set[str]:
+    """The fields whose values the schema refuses, judged from run()'s declaration alone."""
+    return {name for name, value in inputs.items() if name in DECLARED and refused_by_schema(DECLARED[name], value)}
+
+
 def input_classes(inputs: dict) -> list[str]:
     """What kinds of input a request holds, in the report's words."""
     classes = []
-    for name, spec in INPUTS.items():
+    for name, spec in DECLARED.items():
         if name not in inputs:
             classes.append(f"{name}: left out")
             continue
@@ -135,9 +148,9 @@ def input_classes(inputs: dict) -> list[str]:
             classes.append({0: "seed: 0", 2**32 - 1: "seed: 2³²−1", 2**32: "seed: 2³² (beyond)"}[value])
         elif value is not None and not _of_type(value, spec.type):
             classes.append(f"{name}: wrong type")
-        elif spec.ge is not None and isinstance(value, (int, float)) and not spec.ge <= value <= spec.le:
+        elif spec.field.ge is not None and isinstance(value, (int, float)) and not spec.field.ge <= value <= spec.field.le:
             classes.append(f"{name}: out of range")
-    classes += ["a field run() does not have"] * bool(set(inputs) - set(INPUTS))
+    classes += ["a field run() does not have"] * bool(set(inputs) - set(DECLARED))
     return classes or ["every field valid, none special"]
 
 
@@ -150,11 +163,13 @@ def _of_type(value, expected: type) -> bool:
 REPO = Path(__file__).resolve().parent.parent
 
 
-def written_places(weights_dir: Path) -> set:
+def written_places(weights_dir: Path, server) -> set:
     """What a prediction could leave behind where it should not: the weights (every file, with its
-    size and mtime), the project's top level, and the top level of the temp folder."""
+    size and mtime), the project's top level, the server's working folder, and the top level of
+    the temp folder."""
     weights = {(str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in weights_dir.rglob("*") if path.is_file()}
-    return weights | {str(path) for path in REPO.iterdir()} | {str(path) for path in Path(tempfile.gettempdir()).iterdir()}
+    folders = (REPO, server.app_dir, Path(tempfile.gettempdir()))
+    return weights | {str(path) for folder in folders for path in folder.iterdir()}
 
 
 def allowed_leftover(place) -> bool:
@@ -197,8 +212,8 @@ GUARANTEED = [  # every image class, and the prompts and seeds the issue names, 
     dict(QUICK, tier=2, prompt="a" * 5000),
     # Just outside both ends of every limited field.
     *(dict(QUICK, tier=2, prompt="a kite", **{name: value})
-      for name, spec in INPUTS.items() if spec.ge is not None
-      for value in (spec.ge - 1, spec.le + 1)),
+      for name, spec in DECLARED.items() if spec.field.ge is not None
+      for value in (spec.field.ge - 1, spec.field.le + 1)),
 ]
 
 
@@ -211,24 +226,29 @@ def with_examples(test):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @with_examples
 @given(inputs=requests_to_send())
-def test_any_request_succeeds_or_fails_naming_a_field(server, tiny_weights_dir, sentinel, tokenizer, record_property, inputs):
+def test_any_request_succeeds_or_fails_naming_a_field(each_server, tiny_weights_dir, sentinel, tokenizer, record_property, inputs):
+    server = each_server
     inputs = {name: value.replace(SENTINEL, str(sentinel)) if isinstance(value, str) else value
               for name, value in inputs.items()}
-    expected = expected_outcome(inputs)
+    expected = expected_outcome(inputs, schema=server.schema is not None)
 
-    before = written_places(tiny_weights_dir)
+    before = written_places(tiny_weights_dir, server)
     result = server.predict(inputs)
     error = result.get("error") or ""
-    if expected == "Cog":
+    if expected == "schema":
+        assert result["status"] == REFUSED_BY_SCHEMA, (result["status"], error)
+        assert set(refused_fields(result)) == schema_refuses(inputs), result["detail"]
+        outcome = "refused by the schema, naming the field"
+    elif expected == "Cog":
         assert result["status"] == "failed"
-        unknown = sorted(set(inputs) - set(INPUTS))
+        unknown = sorted(set(inputs) - set(DECLARED))
         assert error.startswith("Input validation error: ") or any(
             f"unexpected keyword argument {name!r}" in error for name in unknown), error
         outcome = "refused by Cog's own check"
     elif expected == "succeeded":
         assert result["status"] == "succeeded", error
         assert result["output"].startswith("data:")
-        request = resolve_request(inputs)
+        request = resolve_request({name: value for name, value in inputs.items() if name in DECLARED})
         prompt_read = request.tier == 2 or request.image is None  # SVD alone reads no text
         if prompt_read and len(tokenizer(request.prompt).input_ids) > tokenizer.model_max_length:
             assert "CLIP reads the first 77" in result["logs"]  # the user is told what was cut
@@ -239,11 +259,11 @@ def test_any_request_succeeds_or_fails_naming_a_field(server, tiny_weights_dir, 
         # The same field our own check names. (The text can differ: coglet parses integers
         # beyond 64 bits as floats, so 10**30 arrives as 1e+30.)
         assert message.split()[0] == expected, (message, expected)
-        assert expected in INPUTS, message
+        assert expected in DECLARED, message
         outcome = "failed naming the field"
 
     server.wait_until_ready(timeout=10)  # the worker is alive and free
-    new = {place for place in written_places(tiny_weights_dir) - before if not allowed_leftover(place)}
+    new = {place for place in written_places(tiny_weights_dir, server) - before if not allowed_leftover(place)}
     if expected == "Cog" and new and all(cogs_empty_download(place) for place in new):
         # Cog's downloader opens its temp file before fetching a URL and leaves it when the fetch
         # fails: Cog's doing, before run(); counted in the report rather than hidden.

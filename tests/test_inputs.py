@@ -6,7 +6,22 @@ import re
 
 import pytest
 
-from pipelines.inputs import INPUTS, MAX_SEED, InputError, resolve_request
+from pipelines.inputs import (
+    DEFAULTS,
+    INPUT_NAMES,
+    LIMITS,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    TIER_DEFAULTS,
+    TIER_LIMITS,
+    TIERS,
+    InputError,
+    resolve_request,
+)
+from pipelines.video import OUTPUT_FORMATS
+from tests.declared_inputs import declared_inputs
+
+DECLARED = declared_inputs()
 
 
 def test_tier2_defaults_fill_what_the_caller_left_out():
@@ -40,6 +55,7 @@ def test_seed_limits_are_inclusive():
         ("tier", 1, "tier must be one of 2, 3; got 1 (int)"),
         ("tier", "2", "tier must be one of 2, 3; got '2' (str)"),
         ("tier", True, "tier must be one of 2, 3; got True (bool)"),
+        ("tier", 2.0, "tier must be one of 2, 3; got 2.0 (float)"),
         ("prompt", "   ", "prompt must describe the clip for tier 2; got an empty prompt"),
         ("prompt", 42, "prompt must be text; got 42 (int)"),
         ("prompt", "x" * 4001, "prompt must be at most 4000 characters; got 4001"),
@@ -77,13 +93,89 @@ def test_integral_float_guidance_and_int_guidance_are_accepted():
     assert resolve_request({"prompt": "x", "guidance_scale": 5}).guidance_scale == 5.0
 
 
-def test_every_input_has_a_description_and_declared_limits():
-    for name, spec in INPUTS.items():
-        assert spec.description, name
-        if spec.type in (int, float) and name != "tier":
-            assert spec.ge is not None and spec.le is not None, name
-        cog = spec.cog_kwargs()
-        assert cog["description"] == spec.description
+# run()'s signature (what `cog build` puts in the schema, and Replicate in its form) and the checks
+# here must say the same thing: same names, defaults, ranges, choices and types.
+
+
+def test_the_checks_know_exactly_the_inputs_run_declares_in_its_order():
+    assert tuple(DECLARED) == INPUT_NAMES
+    per_tier = set(TIER_DEFAULTS[2])
+    assert all(set(defaults) == per_tier for defaults in TIER_DEFAULTS.values())
+    assert set(DEFAULTS) | per_tier == set(INPUT_NAMES) and not set(DEFAULTS) & per_tier
+
+
+def test_every_input_has_a_description():
+    for name, declared in DECLARED.items():
+        assert declared.field.description and declared.field.description.strip(), name
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_a_default_shared_by_the_tiers_is_the_declared_default(name):
+    assert DECLARED[name].field.default == DEFAULTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(TIER_DEFAULTS[2]))
+def test_a_default_that_differs_by_tier_is_declared_empty_and_described_per_tier(name):
+    declared = DECLARED[name]
+    assert declared.optional and declared.field.default is None
+    for tier in TIERS:
+        default = TIER_DEFAULTS[tier][name]
+        if name in TIER_LIMITS[tier]:
+            low, high = TIER_LIMITS[tier][name]
+            expected = f"Tier {tier}: {low}–{high}, default {default}."
+        else:
+            expected = f"Tier {tier}: default {default}"
+        assert expected in declared.field.description, (name, expected)
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_a_range_shared_by_the_tiers_is_the_declared_range(name):
+    declared = DECLARED[name]
+    assert (declared.field.ge, declared.field.le) == LIMITS[name]
+    # A float range is checked as a number, an int range as an integer: the declared type says which.
+    assert declared.type is type(LIMITS[name][0])
+
+
+@pytest.mark.parametrize("name", sorted(TIER_LIMITS[2]))
+def test_a_range_that_differs_by_tier_is_declared_as_the_widest(name):
+    declared = DECLARED[name]
+    lows, highs = zip(*(TIER_LIMITS[tier][name] for tier in TIERS))
+    assert (declared.field.ge, declared.field.le) == (min(lows), max(highs))
+    assert declared.type is int
+
+
+def test_choices_and_lengths_are_the_checked_ones():
+    assert DECLARED["tier"].field.choices == list(TIERS)
+    assert DECLARED["output_format"].field.choices == list(OUTPUT_FORMATS)
+    for name in ("prompt", "negative_prompt"):
+        assert DECLARED[name].field.max_length == MAX_PROMPT_CHARS
+        assert DECLARED[name].type is str
+
+
+def _checked(name: str, value, tier: int = 2):
+    return resolve_request({"tier": tier, "prompt": "a fox", "seed": 1, name: value})
+
+
+@pytest.mark.parametrize("name", [name for name, d in DECLARED.items() if d.field.ge is not None])
+def test_the_declared_ends_are_accepted_and_just_past_them_refused(name):
+    """Probed with the signature's own numbers, so a check looser or stricter than the declaration
+    shows. A range that differs by tier is probed at its ends in the tier that has them."""
+    field = DECLARED[name].field
+    step = 1 if DECLARED[name].type is int else 0.01
+    for end, outside in ((field.ge, field.ge - step), (field.le, field.le + step)):
+        tiers = [t for t in TIERS if name not in TIER_LIMITS[t] or end in TIER_LIMITS[t][name]]
+        assert tiers, (name, end)
+        assert getattr(_checked(name, end, tiers[0]), name) == end
+        with pytest.raises(InputError, match=f"^{name} must be"):
+            _checked(name, outside, tiers[0])
+
+
+@pytest.mark.parametrize("name", [name for name, d in DECLARED.items() if d.type is int and name != "tier"])
+def test_an_int_input_refuses_a_fraction_and_text(name):
+    field = DECLARED[name].field
+    for value in (field.ge + 0.5, str(field.ge)):
+        with pytest.raises(InputError, match=f"^{name} must be an integer"):
+            _checked(name, value)
 
 
 def test_tier3_takes_an_image_instead_of_a_prompt():
