@@ -71,7 +71,11 @@ class CogServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self.app_dir = Path(tempfile.mkdtemp(prefix="cog-app-"))
+        # Under one folder in the temp dir, so a new server adds nothing at the temp dir's top level
+        # (which the fuzzer watches for stray writes).
+        apps = Path(tempfile.gettempdir()) / "cog-apps"
+        apps.mkdir(exist_ok=True)
+        self.app_dir = Path(tempfile.mkdtemp(prefix="app-", dir=apps))
         self.schema = schema
         if schema is not None:
             (self.app_dir / ".cog").mkdir()
