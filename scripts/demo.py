@@ -18,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from cog_schema import openapi_schema  # noqa: E402
 from cog_server import CogServer, decode_data_uri  # noqa: E402
 from make_tiny_weights import make_tiny_weights  # noqa: E402
 from weights import WEIGHTS_DIR_ENV, missing_files, tiny_weights_info, weights_dir  # noqa: E402
@@ -51,7 +52,8 @@ def main() -> None:
 
     directory, tiny = choose_weights()
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    server = CogServer(directory, args.output_dir / "cog-server.log")
+    # Served as Replicate serves it: with the schema `cog build` writes for predict.py.
+    server = CogServer(directory, args.output_dir / "cog-server.log", schema=openapi_schema(REPO / "predict.py"))
     try:
         started = time.monotonic()
         server.wait_until_ready(timeout=1800)

@@ -4,18 +4,15 @@ or loses an input setting, Cog's own expectations for the same source, and cogle
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import requests
 
-from cog_schema import CogBuildError, check_predict_file, go_json, main, openapi_schema, write_schema
-from cog_server import CogServer, free_port
+from cog_schema import CogBuildError, check_predict_file, go_json, main, openapi_schema
+from cog_server import CogServer
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER = "from typing import Optional\n\nfrom cog import BaseRunner, Input, Path\n"
@@ -495,29 +492,14 @@ class Runner(BaseRunner):
 '''
 
 
-class SchemaServer(CogServer):
-    """`python -m cog.server.http` in `directory`, where coglet reads .cog/openapi_schema.json."""
-
-    def __init__(self, directory: Path, predictor: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = directory / "server.log"
-        self._log = open(self.log_path, "wb")
-        # coglet spawns its worker as `python` from PATH: this environment's interpreter first.
-        env = dict(os.environ, PORT=str(self.port), COG_PREDICT_TYPE_STUB=f"{predictor}:Runner",
-                   PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-        self.process = subprocess.Popen([sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
-                                        cwd=directory, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     directory = tmp_path_factory.mktemp("served")
     predictor = directory / "runner.py"
     predictor.write_text(SERVED)
-    schema = write_schema(predictor, directory / ".cog" / "openapi_schema.json")
-    server = SchemaServer(directory, predictor.resolve())
+    schema = openapi_schema(predictor)
+    # The weights folder is unused: this runner loads nothing.
+    server = CogServer(directory, directory / "server.log", predictor=f"{predictor}:Runner", schema=schema)
     try:
         server.wait_until_ready(timeout=120)
         yield server, schema
@@ -526,6 +508,7 @@ def served(tmp_path_factory):
 
 
 def post(server: CogServer, inputs: dict) -> requests.Response:
+    """The raw answer (CogServer.predict reads it for the other tests)."""
     server.wait_until_ready(timeout=30)  # coglet frees its slot just after it answers
     return requests.post(f"{server.url}/predictions", json={"input": inputs}, timeout=60)
 
