@@ -106,6 +106,7 @@ BAD_INPUTS = [
     ({"num_frames": "many"}, "num_frames"),
     ({"num_frames": 2.5}, "num_frames"),
     ({"width": 63}, "width"),
+    ({"width": 100}, "width"),  # within the schema's range, not a multiple of 8: our check alone
     ({"width": 4096}, "width"),
     ({"height": -8}, "height"),
     ({"height": [64]}, "height"),

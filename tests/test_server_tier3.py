@@ -92,6 +92,14 @@ def test_missing_image_url_is_reported(each_server, image_host):
     each_server.wait_until_ready(timeout=10)
 
 
+def test_a_tier3_limit_the_schema_cannot_express_is_ours(each_server):
+    # 30 frames is within run()'s declared 8–32 (tier 2's range), past tier 3's 25.
+    result = each_server.predict({**SMALL, "prompt": "a kite", "num_frames": 30})
+    assert result["status"] == "failed"
+    assert "InputError: num_frames must be from 8 to 25 for tier 3; got 30" in result["error"]
+    each_server.wait_until_ready(timeout=10)
+
+
 def test_image_with_tier2_is_an_error(each_server, image_host):
     result = each_server.predict({**SMALL, "tier": 2, "prompt": "x", "image": f"{image_host}/start.png"})
     assert result["status"] == "failed"
