@@ -47,13 +47,14 @@ def _input(name: str):
 class Runner(BaseRunner):
     def setup(self) -> None:
         started = time.monotonic()
+        # First: a MODEL_DTYPE that cannot be used fails here, before any weights are fetched.
+        self.device = pick_device()
         directory = weights_dir()
         self.tiny_weights = tiny_weights_info(directory) is not None
         if self.tiny_weights:
             print(f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.", flush=True)
         for tier in (2, 3):
             self._prepare_weights(directory, tier)
-        self.device = pick_device()
         text_to_video = TextToVideo.load(directory, self.device)
         self.tiers = {
             2: text_to_video,
