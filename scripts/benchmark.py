@@ -103,7 +103,10 @@ def stock_tier2(weights_dir: Path, device: Device):
     sd15 = WEIGHT_SETS["sd15"].path(weights_dir)
     adapter = MotionAdapter.from_pretrained(WEIGHT_SETS["animatediff"].path(weights_dir), dtype=device.dtype)
     scheduler = DDIMScheduler.from_pretrained(sd15, subfolder="scheduler", **SCHEDULER_OVERRIDES)
+    # SD 1.5's model_index.json names a feature_extractor (the safety checker's) that the weights
+    # manifest leaves out; text-to-video never uses it, so the stock pipeline goes without it too.
     pipeline = AnimateDiffPipeline.from_pretrained(sd15, motion_adapter=adapter, scheduler=scheduler,
+                                                   feature_extractor=None, image_encoder=None,
                                                    variant="fp16", dtype=device.dtype).to(device.torch_device)
     pipeline.set_progress_bar_config(disable=True)
 
