@@ -308,14 +308,16 @@ def make_animatediff_adapter(weights_dir: Path, models: dict | None = None) -> N
     )
 
 
+# The function that writes each weight set (scripts/rehearse.py writes them one at a time).
+WRITERS = {"sd15": make_sd15, "animatediff": make_animatediff_adapter, "sdxl": make_sdxl, "svd": make_svd}
+
+
 def write_weights(weights_dir: Path, models: dict[str, dict] | None = None) -> None:
     """Every weight set in the production layout; `models` (by set) overrides tiny components."""
     models = models or {}
     weights_dir.mkdir(parents=True, exist_ok=True)
-    make_sd15(weights_dir, models.get("sd15"))
-    make_animatediff_adapter(weights_dir, models.get("animatediff"))
-    make_sdxl(weights_dir, models.get("sdxl"))
-    make_svd(weights_dir, models.get("svd"))
+    for name, write in WRITERS.items():
+        write(weights_dir, models.get(name))
 
 
 def make_tiny_weights(weights_dir: Path) -> None:
