@@ -44,14 +44,16 @@ class GenerationError(RuntimeError):
 class Runner(BaseRunner):
     def setup(self) -> None:
         started = time.monotonic()
+        # First: a GPU torch cannot use, or a MODEL_DTYPE that cannot be used, fails here, before
+        # any weights are fetched.
+        require_usable_gpu()
+        self.device = pick_device()
         directory = weights_dir()
         self.tiny_weights = tiny_weights_info(directory) is not None
         if self.tiny_weights:
             print(f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.", flush=True)
         for tier in (2, 3):
             self._prepare_weights(directory, tier)
-        require_usable_gpu()
-        self.device = pick_device()
         text_to_video = TextToVideo.load(directory, self.device)
         self.tiers = {
             2: text_to_video,

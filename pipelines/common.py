@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +22,35 @@ class Device:
         return self.torch_device.type == "cuda"
 
 
+# The precision the models run in: `MODEL_DTYPE` names it; unset, half precision on a GPU (the
+# weights are published as fp16 variants) and fp32 on a CPU. bfloat16 runs the half-precision paths
+# (every cast between half and single precision) on a CPU at a usable speed; float16 on a CPU runs
+# too, tens of times slower (torch's CPU fp16 kernels), and is allowed because it is the only way
+# without a GPU to take the paths diffusers reserves for float16, such as SVD's VAE upcast.
+MODEL_DTYPE_ENV = "MODEL_DTYPE"
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+class DeviceError(RuntimeError):
+    """The precision asked for cannot be used; the message says what is allowed."""
+
+
 def pick_device() -> Device:
-    """Half precision on a GPU, fp32 on a CPU (CPU kernels for fp16 are slow or missing)."""
-    if torch.cuda.is_available():
-        return Device(torch.device("cuda"), torch.float16)
-    return Device(torch.device("cpu"), torch.float32)
+    """The GPU when there is one, else the CPU, in the precision `MODEL_DTYPE` names (see above)."""
+    on_gpu = torch.cuda.is_available()
+    torch_device = torch.device("cuda" if on_gpu else "cpu")
+    requested = os.environ.get(MODEL_DTYPE_ENV, "")
+    if not requested:
+        return Device(torch_device, torch.float16 if on_gpu else torch.float32)
+    if requested not in DTYPES:
+        raise DeviceError(
+            f"{MODEL_DTYPE_ENV}={requested!r} is not a precision this model runs in; allowed: "
+            f"{', '.join(DTYPES)} (or unset: float16 on a GPU, float32 on a CPU)"
+        )
+    if requested == "float16" and not on_gpu:
+        print(f"WARNING: {MODEL_DTYPE_ENV}=float16 on a CPU runs tens of times slower than bfloat16 or "
+              "float32; it is meant for reproducing a GPU's float16 numerics.", flush=True)
+    return Device(torch_device, DTYPES[requested])
 
 
 def seeded_generator(seed: int) -> torch.Generator:

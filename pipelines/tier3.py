@@ -124,9 +124,11 @@ class KeyframeToVideo:
                 callback_on_step_end=progress.step_callback("animating"),
             ).frames
         finally:
-            # With a force_upcast VAE the pipeline moves it to fp32 to encode the keyframe and only
-            # moves it back on its own decode path, which output_type="latent" skips: restore it.
-            pipeline.vae.to(dtype=self.device.dtype)
+            # In float16 diffusers moves SVD's VAE (force_upcast) to fp32 to encode the start frame
+            # and back right after; a cancel or error in between would leave it in fp32 for every
+            # later prediction. Cast only then: each cast logs a warning from diffusers.
+            if pipeline.vae.dtype != self.device.dtype:
+                pipeline.vae.to(dtype=self.device.dtype)
 
     @torch.inference_mode()
     def decode(self, latents: torch.Tensor, progress: Progress) -> np.ndarray:

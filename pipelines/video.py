@@ -34,7 +34,16 @@ _FFMPEG = {
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
-    """Float frames in [0, 1] to 8-bit, rounded the way diffusers' `numpy_to_pil` rounds."""
+    """Float frames in [0, 1] to 8-bit, rounded the way diffusers' `numpy_to_pil` rounds.
+
+    A NaN or infinity (a numerical overflow, typically in half precision: the reason SDXL needs its
+    fp16-fix VAE) would turn into black pixels without a word; it fails the prediction instead."""
+    finite = np.isfinite(frames)
+    if not finite.all():
+        raise FloatingPointError(
+            f"the model produced {finite.size - np.count_nonzero(finite)} NaN or infinite values among "
+            f"{finite.size} in the frames (a numerical overflow); MODEL_DTYPE=bfloat16 or float32 avoids it"
+        )
     return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 

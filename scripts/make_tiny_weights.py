@@ -4,9 +4,12 @@
 
 Nothing is downloaded: every model is built from a small config with a fixed seed and saved with
 `save_pretrained` (safetensors, fp16 variants where the real repos publish them), and the CLIP
-tokenizer is built from a vocabulary and merges file this script writes itself. Point the model at
-the result with WEIGHTS_DIR=DIR; it loads through the same code as the real weights and says in its
-logs that it runs on random weights.
+tokenizer is built from a vocabulary and merges file this script writes itself. The metadata files
+are the real repositories' own, byte for byte (`model_index.json`, scheduler, tokenizer and
+preprocessor configs, kept in scripts/hub_metadata/ with their sources in its SOURCES.md), so the
+loaders meet the classes, extra components and settings they meet in production. Point the model
+at the result with WEIGHTS_DIR=DIR; it loads through the same code as the real weights and says in
+its logs that it runs on random weights.
 
 The configs keep what makes the real models behave as they do at a given size: a VAE with the real
 downsampling factor of 8 (four blocks), the UNet's four resolution levels, and the motion adapter's
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,6 +38,14 @@ MAX_TOKENS = 77
 UNET_CHANNELS = (16, 16, 32, 32)
 NORM_GROUPS = 8
 TEXT_HIDDEN = 32
+# The real repositories' metadata files, laid out as under the weights directory (SOURCES.md there).
+HUB_METADATA = Path(__file__).resolve().parent / "hub_metadata"
+# What a CLIP tokenizer folder holds in the real repos; save_pretrained adds tokenizer.json.
+TOKENIZER_FILES = {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"}
+# The published CLIP text configs' token ids. With eos_token_id 2 (a legacy value transformers keeps)
+# CLIP pools its output at the highest token id in the prompt, the end-of-text token here as in the
+# real vocabulary: the tiny encoders take the path the real ones take.
+CLIP_TOKEN_IDS = dict(bos_token_id=0, eos_token_id=2, pad_token_id=1)
 
 
 def _seeded(build):
@@ -60,31 +72,32 @@ def write_clip_tokenizer(folder: Path) -> int:
     """A working CLIP BPE tokenizer with no merges: it splits any prompt into characters.
 
     The vocabulary is the 256 byte-level characters, the same with the end-of-word suffix `</w>`,
-    and the two special tokens. Returns the vocabulary size for the text encoder's embedding.
+    and the two special tokens, last, as in the real vocabulary (the end-of-text token has the
+    highest id; "!", SDXL's second padding token, has id 0 in both). The tokenizer's configs are
+    the published ones (install_published_metadata). Returns the vocabulary size for the text
+    encoder's embedding.
     """
     folder.mkdir(parents=True, exist_ok=True)
     alphabet = list(_byte_to_unicode().values())
     tokens = alphabet + [char + "</w>" for char in alphabet] + ["<|startoftext|>", "<|endoftext|>"]
     (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(tokens)}))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    special = {
-        "bos_token": "<|startoftext|>",
-        "eos_token": "<|endoftext|>",
-        "unk_token": "<|endoftext|>",
-        "pad_token": "<|endoftext|>",
-    }
-    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
-    config = {
-        "tokenizer_class": "CLIPTokenizer",
-        "model_max_length": MAX_TOKENS,
-        "do_lower_case": True,
-        **special,
-    }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
     return len(tokens)
 
 
-def tiny_text_encoder(vocab_size: int, hidden: int = TEXT_HIDDEN, projection: bool = False):
+def install_published_metadata(folder: Path) -> None:
+    """Put the real repository's metadata files (scripts/hub_metadata/<folder name>/) into `folder`,
+    over whatever save_pretrained wrote: today's library versions, the classes as instantiated here
+    (DDIM instead of SD 1.5's PNDM, no safety checker), transformers' own tokenizer files."""
+    published = HUB_METADATA / folder.name
+    for source in sorted(published.rglob("*.json")):
+        target = folder / source.relative_to(published)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+def tiny_text_encoder(vocab_size: int, hidden: int = TEXT_HIDDEN, projection: bool = False,
+                      hidden_act: str = "quick_gelu"):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     config = CLIPTextConfig(
@@ -95,11 +108,8 @@ def tiny_text_encoder(vocab_size: int, hidden: int = TEXT_HIDDEN, projection: bo
         num_attention_heads=4,
         max_position_embeddings=MAX_TOKENS,
         projection_dim=hidden,
-        hidden_act="quick_gelu",
-        # The real CLIP tokenizer's <|endoftext|> id; pooling looks for it (the eos token here).
-        eos_token_id=vocab_size - 1,
-        bos_token_id=vocab_size - 2,
-        pad_token_id=vocab_size - 1,
+        hidden_act=hidden_act,
+        **CLIP_TOKEN_IDS,
     )
     model_class = CLIPTextModelWithProjection if projection else CLIPTextModel
     return _seeded(lambda: model_class(config))
@@ -151,23 +161,17 @@ def make_sd15(weights_dir: Path, models: dict | None = None) -> None:
     """Stable Diffusion 1.5's folders (unet, vae, text_encoder, tokenizer, scheduler). `models`
     replaces tiny components by others (scripts/benchmark.py passes full-size ones)."""
     models = models or {}
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
 
     folder = WEIGHT_SETS["sd15"].path(weights_dir)
     vocab_size = write_clip_tokenizer(folder / "tokenizer")
+    install_published_metadata(folder)
     from transformers import CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
     unet = models.get("unet") or tiny_unet(cross_attention_dim=TEXT_HIDDEN)
-    # The scheduler config of the real SD 1.5 repo; AnimateDiff overrides some of it when loading.
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    # The repo's own scheduler (PNDM; tier 2 loads its config into DDIM with AnimateDiff's settings).
+    scheduler = PNDMScheduler.from_pretrained(folder, subfolder="scheduler")
     pipeline = StableDiffusionPipeline(
         vae=models.get("vae") or tiny_vae(),
         text_encoder=models.get("text_encoder") or tiny_text_encoder(vocab_size),
@@ -179,7 +183,7 @@ def make_sd15(weights_dir: Path, models: dict | None = None) -> None:
         requires_safety_checker=False,
     )
     pipeline.to(torch.float16).save_pretrained(folder, variant="fp16", safe_serialization=True)
-    _restore_tokenizer_layout(folder, ("tokenizer",))
+    _restore_published_layout(folder, ("tokenizer",))
 
 
 def make_sdxl(weights_dir: Path, models: dict | None = None) -> None:
@@ -191,6 +195,7 @@ def make_sdxl(weights_dir: Path, models: dict | None = None) -> None:
     folder = WEIGHT_SETS["sdxl"].path(weights_dir)
     vocab_size = write_clip_tokenizer(folder / "tokenizer")
     write_clip_tokenizer(folder / "tokenizer_2")
+    install_published_metadata(folder)
     unet = models.get("unet") or tiny_unet(
         # Both encoders' hidden states side by side, as in SDXL (768 + 1280 there).
         cross_attention_dim=2 * TEXT_HIDDEN,
@@ -200,29 +205,20 @@ def make_sdxl(weights_dir: Path, models: dict | None = None) -> None:
         addition_time_embed_dim=8,
         projection_class_embeddings_input_dim=TEXT_HIDDEN + 6 * 8,
     )
-    # The real repo's scheduler config.
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        steps_offset=1,
-        timestep_spacing="leading",
-    )
+    scheduler = EulerDiscreteScheduler.from_pretrained(folder, subfolder="scheduler")
     pipeline = StableDiffusionXLPipeline(
         vae=tiny_vae(scaling_factor=0.13025),  # not saved: the fp16-fix VAE replaces it
         # SDXL's first encoder is the same OpenAI CLIP ViT-L as SD 1.5's: same weights here too.
         text_encoder=models.get("text_encoder") or tiny_text_encoder(vocab_size),
-        text_encoder_2=models.get("text_encoder_2") or tiny_text_encoder(vocab_size, projection=True),
+        text_encoder_2=models.get("text_encoder_2") or tiny_text_encoder(vocab_size, projection=True, hidden_act="gelu"),
         tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
         tokenizer_2=CLIPTokenizer.from_pretrained(folder / "tokenizer_2"),
         unet=unet,
         scheduler=scheduler,
     )
     pipeline.to(torch.float16).save_pretrained(folder, variant="fp16", safe_serialization=True)
-    _restore_tokenizer_layout(folder, ("tokenizer", "tokenizer_2"))
+    _restore_published_layout(folder, ("tokenizer", "tokenizer_2"))
     # The fp16-fix VAE is a separate repo; the base repo's own vae/ is not part of our download.
-    import shutil
-
     shutil.rmtree(folder / "vae")
     (models.get("fp16_fix_vae") or tiny_vae(scaling_factor=0.13025, force_upcast=False)).to(torch.float16).save_pretrained(
         WEIGHT_SETS["sdxl_vae"].path(weights_dir), safe_serialization=True
@@ -265,31 +261,31 @@ def make_svd(weights_dir: Path, models: dict | None = None) -> None:
     image_encoder = models.get("image_encoder") or _seeded(
         lambda: CLIPVisionModelWithProjection(
             CLIPVisionConfig(hidden_size=TEXT_HIDDEN, projection_dim=TEXT_HIDDEN, num_hidden_layers=2,
-                             num_attention_heads=4, intermediate_size=37, image_size=224, patch_size=14)
+                             num_attention_heads=4, intermediate_size=37, image_size=224, patch_size=14,
+                             hidden_act="gelu")
         )
     )
-    # The real repo's scheduler config (v-prediction, continuous timesteps, Karras sigmas).
-    scheduler = EulerDiscreteScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, interpolation_type="linear",
-        num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
-        steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True,
-    )
+    # The repo's scheduler (v-prediction, continuous timesteps, Karras sigmas) and image processor.
+    folder = WEIGHT_SETS["svd"].path(weights_dir)
+    install_published_metadata(folder)
     pipeline = StableVideoDiffusionPipeline(
-        vae=vae, image_encoder=image_encoder, unet=unet, scheduler=scheduler,
-        feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+        vae=vae, image_encoder=image_encoder, unet=unet,
+        scheduler=EulerDiscreteScheduler.from_pretrained(folder, subfolder="scheduler"),
+        feature_extractor=CLIPImageProcessor.from_pretrained(folder, subfolder="feature_extractor"),
     )
-    pipeline.to(torch.float16).save_pretrained(
-        WEIGHT_SETS["svd"].path(weights_dir), variant="fp16", safe_serialization=True
-    )
+    pipeline.to(torch.float16).save_pretrained(folder, variant="fp16", safe_serialization=True)
+    _restore_published_layout(folder)
 
 
-def _restore_tokenizer_layout(folder: Path, subfolders) -> None:
-    """save_pretrained rewrites tokenizers in transformers' own format; put back the real layout."""
-    for subfolder in subfolders:
+def _restore_published_layout(folder: Path, tokenizers=()) -> None:
+    """save_pretrained rewrites the metadata in today's libraries' own form (and tokenizers in
+    transformers' format): put back the real repository's files and layout."""
+    for subfolder in tokenizers:
         for extra in (folder / subfolder).iterdir():
-            if extra.name not in {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"}:
+            if extra.name not in TOKENIZER_FILES:
                 extra.unlink()
         write_clip_tokenizer(folder / subfolder)
+    install_published_metadata(folder)
 
 
 def make_animatediff_adapter(weights_dir: Path, models: dict | None = None) -> None:
@@ -312,14 +308,16 @@ def make_animatediff_adapter(weights_dir: Path, models: dict | None = None) -> N
     )
 
 
+# The function that writes each weight set (scripts/rehearse.py writes them one at a time).
+WRITERS = {"sd15": make_sd15, "animatediff": make_animatediff_adapter, "sdxl": make_sdxl, "svd": make_svd}
+
+
 def write_weights(weights_dir: Path, models: dict[str, dict] | None = None) -> None:
     """Every weight set in the production layout; `models` (by set) overrides tiny components."""
     models = models or {}
     weights_dir.mkdir(parents=True, exist_ok=True)
-    make_sd15(weights_dir, models.get("sd15"))
-    make_animatediff_adapter(weights_dir, models.get("animatediff"))
-    make_sdxl(weights_dir, models.get("sdxl"))
-    make_svd(weights_dir, models.get("svd"))
+    for name, write in WRITERS.items():
+        write(weights_dir, models.get(name))
 
 
 def make_tiny_weights(weights_dir: Path) -> None:

@@ -29,6 +29,7 @@ def test_smoke_benchmark_times_both_variants_counts_flops_and_compares_frames(tm
         assert row["tflop"] > 0 and 0 < row["share_of_peak"]
         # Same weights, inputs and seed: our pipeline computes exactly what the stock one does.
         assert row["max_abs_error"] == 0 and row["psnr_db"] == math.inf
+        assert row["frames_finite"] is True and row["min_frame_std"] > 0
     table = (tmp_path / "benchmark.md").read_text()
     assert "CPU smoke run" in table and table.count("\n| ") == 3  # header + two tiers
 
