@@ -77,9 +77,12 @@ class MotionModules:
         mid_block.resnets = spatial_mid.resnets
         mid_block.attentions = spatial_mid.attentions
         mid_block.motion_modules = adapter.mid_block.motion_modules
-        left_on_meta = [name for name, tensor in mid_block.state_dict().items() if tensor.is_meta]
-        if left_on_meta:
-            raise RuntimeError(f"the draft mid block kept placeholder tensors: {left_on_meta[:3]}")
+        given = {id(tensor) for module in (spatial_mid, adapter.mid_block)
+                 for tensor in (*module.parameters(), *module.buffers())}
+        placeholders = [name for name, tensor in (*mid_block.named_parameters(), *mid_block.named_buffers())
+                        if id(tensor) not in given]
+        if placeholders:  # a diffusers version whose block holds more than these three parts
+            raise RuntimeError(f"the draft mid block kept placeholder tensors: {placeholders[:3]}")
         return cls(tuple(block.motion_modules for block in adapter.down_blocks),
                    tuple(block.motion_modules for block in adapter.up_blocks), mid_block)
 
