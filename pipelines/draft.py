@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from diffusers import AnimateDiffPipeline, EulerDiscreteScheduler, MotionAdapter
 from diffusers.models.unets.unet_motion_model import UNetMidBlockCrossAttnMotion, UNetMotionModel
+from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors.torch import load_file
 
 from pipelines.common import Device
@@ -119,6 +120,11 @@ class DraftMode:
         self.pipeline = pipeline
         self.standard = standard
         self.lightning = lightning
+        # The projections the LoRAs wrap, found once: diffusers' enable_lora / set_adapters /
+        # disable_lora walk all of the UNet's thousands of modules each time (0.1-0.2 s a request
+        # on this CPU); the calls below are what those functions do to each wrapped layer.
+        parts = (*lightning.down, *lightning.up, lightning.mid_block.motion_modules)
+        self.lora_layers = [module for part in parts for module in part.modules() if isinstance(module, BaseTunerLayer)]
 
     @classmethod
     def load(cls, weights_dir: Path, device: Device, standard_pipeline: AnimateDiffPipeline) -> "DraftMode":
@@ -136,7 +142,6 @@ class DraftMode:
             feature_extractor=None, image_encoder=None,
         )
         pipeline.set_progress_bar_config(disable=True)
-        draft = cls(pipeline, standard, lightning)
         # The LoRAs wrap the attention projections of whichever motion modules are installed when
         # they load: load them with Lightning's in place, so v3's are never touched.
         # The files hold UNet keys only (`unet.` prefix), so they go to the UNet directly, as
@@ -155,7 +160,7 @@ class DraftMode:
             unet.disable_lora()
         finally:
             standard.install(unet)
-        return draft
+        return cls(pipeline, standard, lightning)
 
     @contextmanager
     def active(self, camera_motion: str, camera_motion_strength: float):
@@ -163,12 +168,19 @@ class DraftMode:
         the length of one request; the standard modules and no LoRA afterwards, even when the
         request fails or is cancelled (Cog's CancelationException passes through `finally`)."""
         unet = self.pipeline.unet
+        # Set before the first LoRA is touched, so that one switched on before a failure is
+        # switched off too; a draft without a camera move leaves them alone (they are off).
+        lora_touched = camera_motion != NO_CAMERA_MOTION
         try:
             self.lightning.install(unet)
-            if camera_motion != NO_CAMERA_MOTION:
-                unet.enable_lora()
-                unet.set_adapters([camera_motion], weights=[camera_motion_strength])
+            if lora_touched:
+                for layer in self.lora_layers:
+                    layer.set_adapter([camera_motion])
+                    layer.set_scale(camera_motion, camera_motion_strength)
+                    layer.enable_adapters(True)
             yield self.pipeline
         finally:
-            unet.disable_lora()
+            if lora_touched:
+                for layer in self.lora_layers:
+                    layer.enable_adapters(False)
             self.standard.install(unet)

@@ -67,3 +67,24 @@ def test_flops_per_video_standard_and_draft_at_the_defaults(tmp_path):
     assert draft["vae_decode"] == standard["vae_decode"] and draft["text_encoder"] * 2 == standard["text_encoder"]
     assert math.isclose(counted["ratio"], standard["total"] / draft["total"]) and round(counted["ratio"], 1) == 8.3
     assert math.isclose(draft["h100_half_peak_dollars"], 2 * draft["h100_floor_dollars"])
+
+
+def test_draft_switch_script_writes_its_section_with_date_and_machine(tmp_path):
+    """scripts/draft_switch.py on the tiny weights: its section of BENCHMARKS.md, replaced (not
+    appended) on a second run, with what was measured."""
+    import datetime
+
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\nEarlier sections stay.\n")
+    for _ in range(2):
+        subprocess.run([sys.executable, "scripts/draft_switch.py", "--out", str(out)],
+                       cwd=REPO, check=True, capture_output=True, timeout=600)
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\nEarlier sections stay.\n") and text.count("## Draft mode") == 1
+    assert datetime.date.today().isoformat() in text and "CPU (" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| tiny test weights")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    to_draft, to_standard, whole, with_camera = (float(cell) for cell in cells[1:5])
+    # A swap is a few attribute assignments: far under a millisecond each way.
+    assert 0 < to_draft < 1000 and 0 < to_standard < 1000 and 0 < whole < with_camera
+    assert abs(float(cells[5].split()[0])) < 1  # MiB: switching allocates nothing
