@@ -167,6 +167,21 @@ class Runner(BaseRunner):
             ge=0.0,
             le=1.0,
         ),
+        draft: bool = Input(
+            description="Tier 2: a quick draft of the same shot at about a tenth of the compute (AnimateDiff-Lightning, 4 steps, no guidance). num_inference_steps and guidance_scale are ignored; every other input works as usual.",
+            default=False,
+        ),
+        camera_motion: str = Input(
+            description="Camera move for a tier 2 draft (draft=true): AnimateDiff's motion LoRA for that move. Other tiers and modes refuse anything but none.",
+            default="none",
+            choices=["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "tilt_up", "tilt_down", "roll_clockwise", "roll_anticlockwise"],
+        ),
+        camera_motion_strength: float = Input(
+            description="How strongly the camera move is applied; 0.7–0.8 is what AnimateDiff-Lightning recommends, above 1 is exaggerated.",
+            default=0.75,
+            ge=0.0,
+            le=1.5,
+        ),
     ) -> Path:
         # Every input by name, as sent: at the first statement, locals() holds just the parameters.
         inputs = dict(locals())
@@ -229,6 +244,13 @@ class Runner(BaseRunner):
                 f"noise_aug_strength {request.noise_aug_strength}",
                 flush=True,
             )
+        if request.draft:
+            camera = "no camera move" if request.camera_motion == "none" else (
+                f"camera {request.camera_motion} at strength {request.camera_motion_strength}")
+            ignored = ", ".join(f"{name}={value}" for name, value in request.ignored_by_draft.items())
+            print(f"Draft (AnimateDiff-Lightning): {request.num_inference_steps} steps, guidance "
+                  f"{request.guidance_scale}, {camera}; draft ignores num_inference_steps and guidance_scale"
+                  + (f" (sent: {ignored})" if ignored else ""), flush=True)
         if self.tiny_weights:
             print("WARNING: running on TINY RANDOM test weights; the video is noise.", flush=True)
 

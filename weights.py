@@ -129,6 +129,30 @@ WEIGHT_SETS: dict[str, WeightSet] = {
         ),
         tier=3,
     ),
+    # Draft mode (pipelines/draft.py). AnimateDiff-Lightning's 4-step motion module, distilled from
+    # AnimateDiff v2 (so it has v2's mid-block motion module): one fp16 file of MotionAdapter's
+    # state dict at the repo's top level (908 MB), which the model card loads with
+    # `MotionAdapter().load_state_dict(load_file(...))`; the repo has no config.json.
+    "animatediff_lightning": WeightSet(
+        folder="animatediff-lightning",
+        repo="ByteDance/AnimateDiff-Lightning",
+        variant=None,
+        files=("animatediff_lightning_4step_diffusers.safetensors",),
+        tier=2,
+    ),
+    # AnimateDiff's camera-move LoRAs (rank 64, fp32, 77.4 MB each) in diffusers' format; they
+    # were trained on the v2 motion module, so they apply to the Lightning one, not to v3.
+    **{
+        f"motion_lora_{move.replace('-', '_')}": WeightSet(
+            folder=f"animatediff-motion-lora-{move}",
+            repo=f"guoyww/animatediff-motion-lora-{move}",
+            variant=None,
+            files=("diffusion_pytorch_model.safetensors",),
+            tier=2,
+        )
+        for move in ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down",
+                     "rolling-clockwise", "rolling-anticlockwise")
+    },
 }
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pipelines.draft import CAMERA_MOTIONS, DRAFT_GUIDANCE, DRAFT_STEPS, NO_CAMERA_MOTION
 from pipelines.video import OUTPUT_FORMATS
 
 TIERS = (2, 3)
@@ -25,14 +26,18 @@ MAX_SEED = 2**32 - 1
 INPUT_NAMES = (
     "tier", "prompt", "negative_prompt", "num_frames", "width", "height", "fps",
     "num_inference_steps", "guidance_scale", "seed", "output_format", "image", "motion_bucket_id",
-    "noise_aug_strength",
+    "noise_aug_strength", "draft", "camera_motion", "camera_motion_strength",
 )
+# camera_motion's choices: none, then the moves that have a motion LoRA (pipelines/draft.py).
+CAMERA_MOTION_CHOICES = (NO_CAMERA_MOTION, *CAMERA_MOTIONS)
 
 # What a left-out (or null) input becomes when it is the same for every tier.
 DEFAULTS: dict[str, Any] = dict(
     tier=2, prompt="", negative_prompt="", seed=None, output_format="mp4", image=None,
     motion_bucket_id=127,  # SVD 1.1 was fine-tuned at 127
     noise_aug_strength=0.02,  # diffusers' default for SVD
+    draft=False, camera_motion=NO_CAMERA_MOTION,
+    camera_motion_strength=0.75,  # AnimateDiff-Lightning's model card: motion LoRAs at 0.7-0.8
 )
 # Tier 2: AnimateDiff v3 on SD 1.5, which was trained at 512×512 and 16 frames (the motion module
 # has positions for at most 32). Tier 3: SVD-XT 1.1 was fine-tuned for 25 frames at 1024×576 and
@@ -50,6 +55,7 @@ LIMITS: dict[str, tuple[float, float]] = dict(
     seed=(0, MAX_SEED),  # a full 32-bit seed: every value a random draw can print
     motion_bucket_id=(1, 255),  # SVD's micro-conditioning range
     noise_aug_strength=(0.0, 1.0),
+    camera_motion_strength=(0.0, 1.5),  # past 1 the LoRA is extrapolated: stronger, less stable
 )
 # (lowest, highest) per tier. Sizes must be multiples of 8 (the VAE's downsampling factor); below
 # 256 pixels a side the models produce little of use, but small sizes are allowed for previews.
@@ -83,6 +89,11 @@ class VideoRequest:
     noise_aug_strength: float = 0.02
     image: Any = None  # as sent (URL, data URI or cog.Path); pipelines.images reads it
     seed_was_random: bool = field(default=False, compare=False)
+    draft: bool = False
+    camera_motion: str = NO_CAMERA_MOTION
+    camera_motion_strength: float = 0.75
+    # Inputs the caller sent that draft mode replaces by its recipe's values (name: value sent).
+    ignored_by_draft: dict = field(default_factory=dict, compare=False)
 
 
 def _describe(value: Any) -> str:
@@ -114,6 +125,13 @@ def _check_float(name: str, value: Any, low: float, high: float) -> float:
     if not low <= value <= high:
         raise InputError(f"{name} must be from {low} to {high}; got {value}")
     return float(value)
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    # Only true or false: 0, 1 and "false" are not switches (and "false" would be truthy).
+    if type(value) is not bool:
+        raise InputError(f"{name} must be true or false; got {_describe(value)}")
+    return value
 
 
 def _check_text(name: str, value: Any) -> str:
@@ -168,7 +186,7 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         raise InputError("prompt must describe the keyframe for tier 3 when no image is given; got an empty prompt")
 
     seed_was_random = raw.get("seed") is None
-    return VideoRequest(
+    request = VideoRequest(
         tier=tier,
         prompt=prompt,
         negative_prompt=_check_text("negative_prompt", raw.get("negative_prompt")),
@@ -186,3 +204,29 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         image=image,
         seed_was_random=seed_was_random,
     )
+    draft = _check_bool("draft", given("draft"))
+    camera_motion = _check_choice("camera_motion", given("camera_motion"), CAMERA_MOTION_CHOICES)
+    camera_motion_strength = in_range("camera_motion_strength")
+    _check_draft_fits(tier, draft, camera_motion)
+    request = replace(request, draft=draft, camera_motion=camera_motion, camera_motion_strength=camera_motion_strength)
+    if draft:
+        # The distilled model's recipe is fixed (pipelines/draft.py): the values sent were checked
+        # like any other input, and are set aside; the logs say so.
+        ignored = {name: raw[name] for name in ("num_inference_steps", "guidance_scale") if raw.get(name) is not None}
+        request = replace(request, num_inference_steps=DRAFT_STEPS, guidance_scale=DRAFT_GUIDANCE,
+                          ignored_by_draft=ignored)
+    return request
+
+
+def _check_draft_fits(tier: int, draft: bool, camera_motion: str) -> None:
+    """Draft mode exists for tier 2 only (README "Drafts and camera moves" says why not tier 3),
+    and the camera-move LoRAs fit only its motion module (they were trained on AnimateDiff v2's,
+    from which AnimateDiff-Lightning was distilled; v3's is another network)."""
+    if camera_motion != NO_CAMERA_MOTION and not (draft and tier == 2):
+        where = f"tier {tier}" if tier != 2 else "draft=false"
+        raise InputError(
+            f"camera_motion needs tier 2's draft mode (tier=2, draft=true): the camera moves are motion "
+            f"LoRAs for AnimateDiff-Lightning's motion module; got camera_motion={camera_motion!r} with {where}"
+        )
+    if draft and tier != 2:
+        raise InputError(f"draft is only available for tier 2 (AnimateDiff-Lightning); got draft=true with tier {tier}")

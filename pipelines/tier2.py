@@ -14,6 +14,7 @@ import torch
 from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
 
 from pipelines.common import Device, log_prompt_truncation, seeded_generator
+from pipelines.draft import DraftMode
 from pipelines.inputs import VideoRequest
 from pipelines.progress import Progress
 from weights import WEIGHT_SETS
@@ -60,19 +61,26 @@ def load_pipeline(weights_dir: Path, device: Device) -> AnimateDiffPipeline:
 class TextToVideo:
     """Tier 2. `generate` returns float frames in [0, 1], shape (num_frames, height, width, 3)."""
 
-    def __init__(self, pipeline: AnimateDiffPipeline):
+    def __init__(self, pipeline: AnimateDiffPipeline, draft: DraftMode):
         self.pipeline = pipeline
+        self.draft = draft
 
     @classmethod
     def load(cls, weights_dir: Path, device: Device) -> "TextToVideo":
-        return cls(load_pipeline(weights_dir, device))
+        pipeline = load_pipeline(weights_dir, device)
+        return cls(pipeline, DraftMode.load(weights_dir, device, pipeline))
 
     def progress_units(self, request: VideoRequest) -> int:
         """Progress steps this tier reports: one per denoising step, one per decoded frame."""
         return request.num_inference_steps + request.num_frames
 
     def generate(self, request: VideoRequest, progress: Progress) -> np.ndarray:
-        pipeline = self.pipeline
+        if request.draft:  # Lightning's motion modules in the UNet for this request only
+            with self.draft.active(request.camera_motion, request.camera_motion_strength) as pipeline:
+                return self._generate(pipeline, request, progress)
+        return self._generate(self.pipeline, request, progress)
+
+    def _generate(self, pipeline: AnimateDiffPipeline, request: VideoRequest, progress: Progress) -> np.ndarray:
         # 1. Check the prompt: CLIP reads 77 tokens; say so when the rest is dropped.
         log_prompt_truncation(pipeline.tokenizer, request.prompt, "prompt")
         log_prompt_truncation(pipeline.tokenizer, request.negative_prompt, "negative_prompt")

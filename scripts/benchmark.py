@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py --out docs                  # GPU: full-size models, production defaults
     python scripts/benchmark.py --smoke --out /tmp/bench    # CPU: tiny weights, tiny sizes (CI)
+    python scripts/benchmark.py --flops --out /tmp/flops    # any machine: tier 2's FLOPs per video, standard and draft
 
 On a GPU it builds the full-size architectures from docs/model_configs.json with random weights
 (timings and memory do not depend on weight values), saves them once in the production layout
@@ -128,6 +129,90 @@ def build_full_size_models(device: Device) -> dict:
         "sdxl": build_full_size_set("sdxl", device, {"text_encoder": sd15["text_encoder"]}),
         "svd": build_full_size_set("svd", device),
     }
+
+
+# Compute-bound price, counted not timed (no GPU timed these): flops.md's measured H100 bf16
+# matmul rate, at 100 % of it (the floor) and at 50 % (what well-tuned diffusion inference reaches).
+H100_MATMUL_TFLOPS = 790.0
+
+
+def count_tier2_flops_per_video() -> dict:
+    """FLOPs of one tier-2 video at the production defaults, standard and draft, counted with
+    FlopCounterMode on the full-size architectures built on the meta device (no memory, no
+    weights): the text encoder, every UNet pass and the VAE decode. Standard: 25 steps with
+    classifier-free guidance (2 prompts, a batch of 2 per step); draft: AnimateDiff-Lightning's
+    4 steps at guidance 1 (1 prompt, a batch of 1), with the Lightning motion modules (v2's
+    mid-block module included) in the same UNet. Attention runs through SDPA's math kernel, so
+    it is counted as the matmuls it is (flops.md counts it the same way)."""
+    from diffusers import MotionAdapter, UNetMotionModel
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pipelines.draft import DRAFT_GUIDANCE, DRAFT_STEPS, MotionModules
+
+    meta = Device(torch.device("meta"), torch.float16)
+    models = build_full_size_models(meta)
+    sd15, adapter = models["sd15"], models["animatediff"]["adapter"]
+    with torch.device("meta"):
+        unet = UNetMotionModel.from_unet2d(sd15["unet"], adapter).to(torch.float16)
+        lightning_adapter = MotionAdapter.from_config({**adapter.config, "use_motion_mid_block": True}).to(torch.float16)
+    standard_modules = MotionModules.installed_in(unet)
+    lightning_modules = MotionModules.around(unet, lightning_adapter)
+    defaults = resolve_request(dict(tier=2, prompt=PROMPT, seed=0))
+    frames, latent = defaults.num_frames, defaults.height // 8
+    tokens = sd15["text_encoder"].config.max_position_embeddings
+
+    def counted(function) -> int:
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, torch.no_grad():
+            function()
+        return counter.get_total_flops()
+
+    def unet_pass(batch: int) -> int:
+        sample = torch.zeros(batch, 4, frames, latent, latent, device="meta", dtype=torch.float16)
+        # AnimateDiffPipeline repeats the prompt's embedding for every frame before the UNet.
+        text = torch.zeros(batch * frames, tokens, unet.config.cross_attention_dim, device="meta", dtype=torch.float16)
+        return counted(lambda: unet(sample, torch.tensor(999, device="meta"), encoder_hidden_states=text))
+
+    def text_encoder(prompts: int) -> int:
+        ids = torch.zeros(prompts, tokens, dtype=torch.long, device="meta")
+        return counted(lambda: sd15["text_encoder"](ids))
+
+    vae = sd15["vae"]
+    latents = torch.zeros(frames, 4, latent, latent, device="meta", dtype=torch.float16)
+    decode = counted(lambda: vae.decode(latents))
+
+    standard_step = unet_pass(batch=2)
+    lightning_modules.install(unet)
+    draft_step = unet_pass(batch=1)
+    standard_modules.install(unet)
+    modes = {
+        "standard": dict(steps=defaults.num_inference_steps, guidance=defaults.guidance_scale,
+                         text_encoder=text_encoder(2), unet_step=standard_step),
+        "draft": dict(steps=DRAFT_STEPS, guidance=DRAFT_GUIDANCE, text_encoder=text_encoder(1), unet_step=draft_step),
+    }
+    for mode in modes.values():
+        mode["vae_decode"] = decode
+        mode["total"] = mode["text_encoder"] + mode["steps"] * mode["unet_step"] + decode
+        floor_seconds = mode["total"] / 1e12 / H100_MATMUL_TFLOPS
+        mode["h100_floor_dollars"] = floor_seconds * H100_DOLLARS_PER_SECOND
+        mode["h100_half_peak_dollars"] = 2 * floor_seconds * H100_DOLLARS_PER_SECOND
+    return dict(settings=f"{frames} frames {defaults.width}×{defaults.height}", modes=modes,
+                ratio=modes["standard"]["total"] / modes["draft"]["total"])
+
+
+def flops_table(counted: dict) -> str:
+    lines = [f"Tier 2 per video at the defaults ({counted['settings']}), counted with FlopCounterMode on the "
+             f"meta device; price = FLOPs at {H100_MATMUL_TFLOPS:.0f} TFLOP/s (floor) or half of it, "
+             f"× ${H100_DOLLARS_PER_SECOND}/s:", "",
+             "| mode | steps × UNet batch | TFLOP per UNet step | text encoder | VAE decode | TFLOP per video | $ per video at the floor | at 50 % of peak |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, mode in counted["modes"].items():
+        batch = 2 if mode["guidance"] > 1 else 1
+        lines.append(f"| {name} | {mode['steps']} × {batch} | {mode['unet_step'] / 1e12:.2f} | "
+                     f"{mode['text_encoder'] / 1e12:.3f} | {mode['vae_decode'] / 1e12:.1f} | {mode['total'] / 1e12:.0f} | "
+                     f"{mode['h100_floor_dollars']:.5f} | {mode['h100_half_peak_dollars']:.5f} |")
+    lines += ["", f"Standard / draft: {counted['ratio']:.1f}× the FLOPs."]
+    return "\n".join(lines)
 
 
 def stock_tier2(weights_dir: Path, device: Device):
@@ -331,7 +416,18 @@ def main() -> None:
     parser.add_argument("--weights-dir", type=Path, default=REPO / ".cache" / "full-size-weights")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmups", type=int, default=2)
+    parser.add_argument("--flops", action="store_true",
+                        help="only count tier 2's FLOPs per video, standard and draft, on the meta device (any machine)")
     args = parser.parse_args()
+    if args.flops:
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.set_verbosity_error()  # its fp16-cast notices say nothing about FLOPs
+        counted = count_tier2_flops_per_video()
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "flops.json").write_text(json.dumps(counted, indent=1))
+        print(flops_table(counted))
+        return
 
     device = pick_device()
     scratch = tempfile.TemporaryDirectory(prefix="bench-weights-")  # the smoke run's tiny weights

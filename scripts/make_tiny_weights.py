@@ -308,8 +308,67 @@ def make_animatediff_adapter(weights_dir: Path, models: dict | None = None) -> N
     )
 
 
-# The function that writes each weight set (scripts/rehearse.py writes them one at a time).
+# AnimateDiff's motion LoRAs are rank 64 in fp32: the README of guoyww/AnimateDiff lists 19 M
+# parameters and 74 MB (MiB) per LoRA, which is rank 64 on the 8 attention projections (q, k, v,
+# out of attn1 and attn2) of every motion module, the v2 mid block's included.
+MOTION_LORA_RANK = 64
+
+
+def make_animatediff_lightning(weights_dir: Path) -> None:
+    """AnimateDiff-Lightning's one file: MotionAdapter's whole state dict in fp16 at the repo's top
+    level (no config.json). Its architecture is the v3 adapter's plus a mid-block motion module
+    (it was distilled from v2), so the tiny one is the tiny v3 adapter's shape plus that module."""
+    from diffusers import MotionAdapter
+    from safetensors.torch import save_file
+
+    config = MotionAdapter.load_config(WEIGHT_SETS["animatediff"].path(weights_dir))
+    config["use_motion_mid_block"] = True
+    torch.manual_seed(SEED + 1)  # not the v3 adapter's draw: the two modules must differ
+    adapter = MotionAdapter.from_config(config)
+    lightning = WEIGHT_SETS["animatediff_lightning"]
+    lightning.path(weights_dir).mkdir(parents=True, exist_ok=True)
+    state_dict = {name: tensor.to(torch.float16).contiguous() for name, tensor in adapter.state_dict().items()}
+    save_file(state_dict, lightning.path(weights_dir) / lightning.files[0])
+
+
+def motion_lora_state_dict(adapter_state_dict: dict, seed: int, rank: int = MOTION_LORA_RANK) -> dict:
+    """A motion LoRA in the layout of the guoyww/animatediff-motion-lora-* files: diffusers'
+    conversion (scripts/convert_animatediff_motion_lora_to_diffusers.py) keeps AnimateDiff's own
+    attention-processor names and prefixes `unet.`, e.g.
+    `unet.down_blocks.0.motion_modules.0.transformer_blocks.0.attn1.processor.to_q_lora.down.weight`."""
+    generator = torch.Generator().manual_seed(seed)
+    lora = {}
+    for name, weight in sorted(adapter_state_dict.items()):
+        if "motion_modules" not in name or ".attn" not in name:
+            continue
+        for projection in ("to_q", "to_k", "to_v", "to_out.0"):
+            if name.endswith(f".{projection}.weight"):
+                module = name[: -len(f".{projection}.weight")]
+                key = f"unet.{module}.processor.{projection.removesuffix('.0')}_lora"
+                out_features, in_features = weight.shape
+                lora[f"{key}.down.weight"] = 0.1 * torch.randn(rank, in_features, generator=generator)
+                lora[f"{key}.up.weight"] = 0.1 * torch.randn(out_features, rank, generator=generator)
+    return lora
+
+
+def make_motion_loras(weights_dir: Path) -> None:
+    """One LoRA per camera move, each with its own random draw, for the Lightning module's shape."""
+    from safetensors.torch import load_file, save_file
+
+    lightning = WEIGHT_SETS["animatediff_lightning"]
+    adapter_state_dict = load_file(lightning.path(weights_dir) / lightning.files[0])
+    names = [name for name in WEIGHT_SETS if name.startswith("motion_lora_")]
+    for index, name in enumerate(names):
+        folder = WEIGHT_SETS[name].path(weights_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(motion_lora_state_dict(adapter_state_dict, SEED + 100 + index),
+                  folder / WEIGHT_SETS[name].files[0])
+
+
+# The function that writes each weight set (scripts/rehearse.py writes them one at a time), then
+# those made from sets already written, at their size (the draft motion module and its LoRAs).
 WRITERS = {"sd15": make_sd15, "animatediff": make_animatediff_adapter, "sdxl": make_sdxl, "svd": make_svd}
+DERIVED_WRITERS = (make_animatediff_lightning, make_motion_loras)
 
 
 def write_weights(weights_dir: Path, models: dict[str, dict] | None = None) -> None:
@@ -318,6 +377,8 @@ def write_weights(weights_dir: Path, models: dict[str, dict] | None = None) -> N
     weights_dir.mkdir(parents=True, exist_ok=True)
     for name, write in WRITERS.items():
         write(weights_dir, models.get(name))
+    for write in DERIVED_WRITERS:
+        write(weights_dir)
 
 
 def make_tiny_weights(weights_dir: Path) -> None:

@@ -61,7 +61,7 @@ def build_set(name: str, weights_dir: Path) -> None:
 
 def write_full_size_weights(weights_dir: Path) -> float:
     """Every set, one child process each; then the lock. Returns the seconds it took."""
-    from make_tiny_weights import WRITERS
+    from make_tiny_weights import DERIVED_WRITERS, WRITERS
 
     from weights import write_lock
 
@@ -71,6 +71,8 @@ def write_full_size_weights(weights_dir: Path) -> float:
         print(f"Building and writing {name} at full size ...", flush=True)
         subprocess.run([sys.executable, __file__, "--build-set", name, "--weights-dir", str(weights_dir)],
                        check=True)
+    for write in DERIVED_WRITERS:  # the draft module and LoRAs, shaped by the adapter just written
+        write(weights_dir)
     write_lock(weights_dir)
     (weights_dir / MARKER).write_text("random weights, real architectures\n")
     return time.monotonic() - started

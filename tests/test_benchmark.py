@@ -52,3 +52,40 @@ def test_full_size_models_are_the_real_architectures():
     assert millions["sdxl.fp16_fix_vae"] == millions["sd15.vae"] == 83.7
     assert round((counts["sd15.unet"] + counts["animatediff.adapter"]) / 1e6, 1) == 1276.7  # UNetMotionModel
     assert models["sdxl"]["text_encoder"] is models["sd15"]["text_encoder"]
+
+
+def test_flops_per_video_standard_and_draft_at_the_defaults(tmp_path):
+    """Counted on the meta device: the standard count is flops.md's (35.35 TFLOP a UNet step with
+    CFG, 924 a video), and the draft's 4 unguided steps with Lightning's modules cost 8.3× less."""
+    subprocess.run([sys.executable, "scripts/benchmark.py", "--flops", "--out", str(tmp_path)],
+                   cwd=REPO, check=True, capture_output=True, timeout=600)
+    counted = json.loads((tmp_path / "flops.json").read_text())
+    standard, draft = counted["modes"]["standard"], counted["modes"]["draft"]
+    assert (standard["steps"], standard["guidance"], draft["steps"], draft["guidance"]) == (25, 7.5, 4, 1.0)
+    assert round(standard["unet_step"] / 1e12, 2) == 35.35 and round(standard["total"] / 1e12) == 924
+    # Half the batch, plus the mid-block motion module v3 lacks: a little over half a standard step.
+    assert 0.5 < draft["unet_step"] / standard["unet_step"] < 0.51
+    assert draft["vae_decode"] == standard["vae_decode"] and draft["text_encoder"] * 2 == standard["text_encoder"]
+    assert math.isclose(counted["ratio"], standard["total"] / draft["total"]) and round(counted["ratio"], 1) == 8.3
+    assert math.isclose(draft["h100_half_peak_dollars"], 2 * draft["h100_floor_dollars"])
+
+
+def test_draft_switch_script_writes_its_section_with_date_and_machine(tmp_path):
+    """scripts/draft_switch.py on the tiny weights: its section of BENCHMARKS.md, replaced (not
+    appended) on a second run, with what was measured."""
+    import datetime
+
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\nEarlier sections stay.\n")
+    for _ in range(2):
+        subprocess.run([sys.executable, "scripts/draft_switch.py", "--out", str(out)],
+                       cwd=REPO, check=True, capture_output=True, timeout=600)
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\nEarlier sections stay.\n") and text.count("## Draft mode") == 1
+    assert datetime.date.today().isoformat() in text and "CPU (" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| tiny test weights")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    to_draft, to_standard, whole, with_camera = (float(cell) for cell in cells[1:5])
+    # A swap is a few attribute assignments: far under a millisecond each way.
+    assert 0 < to_draft < 1000 and 0 < to_standard < 1000 and 0 < whole < with_camera
+    assert abs(float(cells[5].split()[0])) < 1  # MiB: switching allocates nothing

@@ -18,7 +18,8 @@ from pipelines.progress import Progress
 
 SMALL = dict(tier=2, prompt="a kite over a beach", negative_prompt="", num_frames=8, width=64, height=64,
              fps=8, num_inference_steps=3, guidance_scale=7.5, seed=7, output_format="mp4", image=None,
-             motion_bucket_id=127, noise_aug_strength=0.02)
+             motion_bucket_id=127, noise_aug_strength=0.02, draft=False, camera_motion="none",
+             camera_motion_strength=0.75)
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +59,17 @@ def fail_on(stage: str, error: BaseException, after: int = 1):
 
 
 TIER3 = dict(SMALL, tier=3, width=128, height=64, fps=6, guidance_scale=5.0)
+# A tier-2 draft with a camera move: a fault must also leave v3's motion modules back in the UNet
+# and the LoRA out of action (state_of checks both).
+DRAFT = dict(SMALL, draft=True, camera_motion="zoom_in")
 # Every stage of both tiers, with the progress update on which the fault strikes (mid-stage where
 # the stage has several).
 STAGES = [(SMALL, "denoising", 2), (SMALL, "decoding", 1), (SMALL, "encoding", 3),
-          (TIER3, "keyframe", 1), (TIER3, "animating", 2), (TIER3, "decoding", 1), (TIER3, "encoding", 5)]
+          (TIER3, "keyframe", 1), (TIER3, "animating", 2), (TIER3, "decoding", 1), (TIER3, "encoding", 5),
+          (DRAFT, "denoising", 2), (DRAFT, "decoding", 1)]
 STAGE_IDS = ["tier2-denoising", "tier2-decoding", "tier2-encoding",
-             "tier3-keyframe", "tier3-animating", "tier3-decoding", "tier3-encoding"]
+             "tier3-keyframe", "tier3-animating", "tier3-decoding", "tier3-encoding",
+             "tier2-draft-denoising", "tier2-draft-decoding"]
 
 
 def pipelines_of(runner):
@@ -88,10 +94,23 @@ def live_tensors() -> tuple[int, int, int]:
 def state_of(runner) -> list:
     """What a prediction must leave as it found it: each pipeline's scheduler, dtypes and eval
     mode, and torch's grad and inference modes (entered by the pipelines' decorators)."""
-    return [torch.is_grad_enabled(), torch.is_inference_mode_enabled()] + [
+    return [torch.is_grad_enabled(), torch.is_inference_mode_enabled(), draft_state(runner)] + [
         (dict(pipeline.scheduler.config), pipeline.unet.dtype, pipeline.vae.dtype,
          pipeline.unet.training, pipeline.vae.training)
         for pipeline in pipelines_of(runner)]
+
+
+def draft_state(runner) -> tuple[bool, int, bool]:
+    """Whether v3's motion modules are the ones in the UNet, how many LoRA-wrapped layers the
+    Lightning modules hold, and whether every one of them is switched off."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    tier2 = runner.tiers[2]
+    lightning = tier2.draft.lightning
+    layers = [module for part in (*lightning.down, *lightning.up, lightning.mid_block)
+              for module in part.modules() if isinstance(module, BaseTunerLayer)]
+    return (tier2.draft.standard.is_installed_in(tier2.pipeline.unet), len(layers),
+            all(layer.disable_adapters for layer in layers))
 
 
 def fails_cleanly(runner, inputs, fault: BaseException, stage: str, after: int, expected: type) -> BaseException:
@@ -143,3 +162,14 @@ def test_out_of_memory_in_any_gpu_stage_names_the_request_and_what_to_lower(runn
 
 def test_healthcheck_on_cpu_is_healthy(runner):
     assert runner.healthcheck() is True
+
+
+def test_between_requests_the_standard_motion_modules_are_in_place_and_no_lora_is_active(runner):
+    runner.run(**DRAFT)
+    installed, lora_layers, all_off = draft_state(runner)
+    # Every motion-module attention's q, k, v and out projections carry the LoRAs (one wrapper
+    # per projection, however many adapters it holds), and all are off.
+    lightning = runner.tiers[2].draft.lightning
+    attentions = [module for part in (*lightning.down, *lightning.up, lightning.mid_block.motion_modules)
+                  for module in part.modules() if type(module).__name__ == "Attention"]
+    assert installed and all_off and lora_layers == 4 * len(attentions) > 0

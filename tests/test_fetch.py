@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOKEN = "hf_secret_token_do_not_print_1234"
 GATED = WEIGHT_SETS["svd"]
 COMMIT, NEWER_COMMIT = "a" * 40, "b" * 40
-TIER2_FILES = len(WEIGHT_SETS["sd15"].files) + len(WEIGHT_SETS["animatediff"].files)
+TIER2_FILES = sum(len(s.files) for s in WEIGHT_SETS.values() if s.tier == 2)
 
 
 class WeightsHost:
@@ -258,8 +258,10 @@ def test_a_failure_midway_keeps_what_was_verified_and_the_next_run_finishes(host
     assert len(done) == len(WEIGHT_SETS["sd15"].files) and not (destination / late).exists()
     host.refuse.clear()
     host.requests.clear()
-    assert fetch_missing(destination, tier=2, base_url=host.url, **quiet()) == [
-        late, f"{WEIGHT_SETS['animatediff'].folder}/diffusion_pytorch_model.safetensors"]
+    after_sd15 = [f"{weight_set.folder}/{name}" for key, weight_set in WEIGHT_SETS.items()
+                  if weight_set.tier == 2 and key != "sd15" for name in weight_set.files]
+    assert after_sd15[0] == late
+    assert fetch_missing(destination, tier=2, base_url=host.url, **quiet()) == after_sd15
     require_weights(destination, tier=2)
     (destination / VERIFIED_CACHE).unlink()
     assert verify_weights(destination, tier=2) == TIER2_FILES
@@ -376,7 +378,11 @@ def test_download_script_fetches_then_does_nothing(host, tmp_path):
     destination = tmp_path / "weights"
     command = [sys.executable, "scripts/download_weights.py", "--tier", "2", "--dir", str(destination), "--url", host.url]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
-    assert "14 files fetched" in first.stdout
+    assert f"{TIER2_FILES} files fetched" in first.stdout
+    # Draft mode's weights come with tier 2: the Lightning motion module and every motion LoRA.
+    for weight_set in WEIGHT_SETS.values():
+        if weight_set.repo.startswith(("ByteDance/AnimateDiff-Lightning", "guoyww/animatediff-motion-lora-")):
+            assert all((weight_set.path(destination) / name).is_file() for name in weight_set.files), weight_set.repo
     host.requests.clear()
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
     assert "0 files fetched" in second.stdout and host.requests == []
@@ -408,7 +414,7 @@ def test_an_unreachable_hub_gives_an_actionable_message(tmp_path):
 def test_an_archive_packed_by_the_script_is_served_and_fetched(host, tmp_path, no_pget):
     packed = host.root / "packed.tar"  # served like any file under the mirror's root
     pack = [sys.executable, "scripts/pack_weights.py", str(host.root), str(packed), "--tier", "2"]
-    assert "Packed 14 files" in subprocess.run(pack, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert f"Packed {TIER2_FILES} files" in subprocess.run(pack, cwd=REPO, capture_output=True, text=True, check=True).stdout
     destination = tmp_path / "weights"
     lock_from(host, destination)
     assert len(fetch_missing(destination, tier=2, base_url=f"{host.url}/packed.tar", **quiet())) == TIER2_FILES

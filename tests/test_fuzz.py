@@ -20,7 +20,7 @@ from PIL import Image
 from transformers import CLIPTokenizer
 
 from pipelines.images import load_start_image
-from pipelines.inputs import InputError, resolve_request
+from pipelines.inputs import CAMERA_MOTION_CHOICES, InputError, resolve_request
 from cog_server import REFUSED_BY_SCHEMA, refused_fields
 from tests.declared_inputs import declared_inputs, refused_by_schema
 
@@ -78,6 +78,9 @@ CHEAP_VALID = {
     "image": st.none(),  # drawn below, for tier 3
     "motion_bucket_id": st.integers(1, 255),
     "noise_aug_strength": st.floats(0.0, 1.0),
+    "draft": st.sampled_from([False, False, True]),
+    "camera_motion": st.one_of(st.just("none"), st.sampled_from(CAMERA_MOTION_CHOICES)),
+    "camera_motion_strength": st.floats(0.0, 1.5),
 }
 
 

@@ -6,7 +6,9 @@ import re
 
 import pytest
 
+from pipelines.draft import DRAFT_GUIDANCE, DRAFT_STEPS
 from pipelines.inputs import (
+    CAMERA_MOTION_CHOICES,
     DEFAULTS,
     INPUT_NAMES,
     LIMITS,
@@ -79,6 +81,13 @@ def test_seed_limits_are_inclusive():
         ("seed", 2**32, f"seed must be from 0 to {MAX_SEED}; got {2**32}"),
         ("seed", 1.5, f"seed must be an integer from 0 to {MAX_SEED}; got 1.5 (float)"),
         ("output_format", "avi", "output_format must be one of 'mp4', 'gif', 'webm'; got 'avi' (str)"),
+        ("draft", 1, "draft must be true or false; got 1 (int)"),
+        ("draft", "false", "draft must be true or false; got 'false' (str)"),
+        ("camera_motion", "dolly_in", "camera_motion must be one of 'none', 'zoom_in', 'zoom_out', 'pan_left'"),
+        ("camera_motion", "zoom_in", "camera_motion needs tier 2's draft mode (tier=2, draft=true): the camera moves are "
+                                     "motion LoRAs for AnimateDiff-Lightning's motion module; got camera_motion='zoom_in' with draft=false"),
+        ("camera_motion_strength", 1.6, "camera_motion_strength must be from 0.0 to 1.5; got 1.6"),
+        ("camera_motion_strength", True, "camera_motion_strength must be a number from 0.0 to 1.5; got True (bool)"),
         ("bogus", 1, "unknown input 'bogus'; the inputs are: tier, prompt, negative_prompt"),
     ],
 )
@@ -147,6 +156,8 @@ def test_a_range_that_differs_by_tier_is_declared_as_the_widest(name):
 def test_choices_and_lengths_are_the_checked_ones():
     assert DECLARED["tier"].field.choices == list(TIERS)
     assert DECLARED["output_format"].field.choices == list(OUTPUT_FORMATS)
+    assert DECLARED["camera_motion"].field.choices == list(CAMERA_MOTION_CHOICES)
+    assert DECLARED["draft"].type is bool and DECLARED["camera_motion"].type is str
     for name in ("prompt", "negative_prompt"):
         assert DECLARED[name].field.max_length == MAX_PROMPT_CHARS
         assert DECLARED[name].type is str
@@ -198,3 +209,34 @@ def test_tier3_takes_an_image_instead_of_a_prompt():
 def test_tier3_bad_inputs(inputs, message):
     with pytest.raises(InputError, match="^" + re.escape(message)):
         resolve_request(inputs)
+
+
+def test_draft_takes_its_recipes_steps_and_guidance_and_remembers_what_was_sent():
+    request = resolve_request({"prompt": "a fox", "seed": 1, "draft": True, "num_inference_steps": 40, "guidance_scale": 9})
+    assert (request.draft, request.num_inference_steps, request.guidance_scale) == (True, DRAFT_STEPS, DRAFT_GUIDANCE)
+    assert request.ignored_by_draft == {"num_inference_steps": 40, "guidance_scale": 9}
+    assert resolve_request({"prompt": "a fox", "draft": True}).ignored_by_draft == {}
+    # Still checked: a value no mode accepts is refused in draft too.
+    with pytest.raises(InputError, match="^num_inference_steps must be from 1 to 100"):
+        resolve_request({"prompt": "a fox", "draft": True, "num_inference_steps": 0})
+    standard = resolve_request({"prompt": "a fox", "seed": 1, "num_inference_steps": 40})
+    assert (standard.draft, standard.num_inference_steps, standard.camera_motion) == (False, 40, "none")
+
+
+@pytest.mark.parametrize("camera_motion", CAMERA_MOTION_CHOICES[1:])
+def test_every_camera_motion_runs_in_a_tier2_draft_and_is_refused_elsewhere(camera_motion):
+    request = resolve_request({"prompt": "a fox", "draft": True, "camera_motion": camera_motion,
+                               "camera_motion_strength": 1.5})
+    assert (request.camera_motion, request.camera_motion_strength) == (camera_motion, 1.5)
+    for elsewhere, where in (({"draft": False}, "draft=false"), ({"tier": 3}, "tier 3"),
+                             ({"tier": 3, "draft": True}, "tier 3")):
+        with pytest.raises(InputError) as error:
+            resolve_request({"prompt": "a fox", "camera_motion": camera_motion, **elsewhere})
+        assert str(error.value).startswith("camera_motion needs tier 2's draft mode"), str(error.value)
+        assert str(error.value).endswith(f"got camera_motion={camera_motion!r} with {where}")
+
+
+def test_tier3_has_no_draft_mode():
+    with pytest.raises(InputError, match=r"^draft is only available for tier 2 \(AnimateDiff-Lightning\); "
+                                         r"got draft=true with tier 3"):
+        resolve_request({"tier": 3, "prompt": "a fox", "draft": True})
