@@ -91,8 +91,8 @@ class CogServer:
             WEIGHTS_DIR=str(weights_dir),
             COG_SETUP_TIMEOUT="600",
             PYTHONUNBUFFERED="1",
-            **(extra_env or {}),
         )
+        env.update(extra_env or {})  # last, so it can override any of the above
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
