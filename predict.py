@@ -168,7 +168,7 @@ class Runner(BaseRunner):
             le=1.0,
         ),
         draft: bool = Input(
-            description="Tier 2: a quick draft of the same shot at about a tenth of the compute (AnimateDiff-Lightning, 4 steps, no guidance). num_inference_steps and guidance_scale are ignored; every other input works as usual.",
+            description="Tier 2: a quick draft of the same shot for about an eighth of the compute (AnimateDiff-Lightning, 4 steps, no guidance). num_inference_steps and guidance_scale are ignored; every other input works as usual.",
             default=False,
         ),
         camera_motion: str = Input(
