@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path as LocalPath
 from typing import Optional
 
@@ -20,6 +21,7 @@ from cog import BaseRunner, Input, Path
 
 from pipelines.common import check_gpu, free_memory, pick_device, release_freed_heap, require_usable_gpu
 from pipelines.inputs import VideoRequest, resolve_request
+from pipelines.interpolation import interpolate
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo
@@ -105,10 +107,10 @@ class Runner(BaseRunner):
             max_length=4000,
         ),
         num_frames: Optional[int] = Input(
-            description="Frames in the video. Tier 2: 8–32, default 16. Tier 3: 8–25, default 25.",
+            description="Frames in the video. Tier 2: 8–96, default 16. Tier 3: 8–25, default 25. Tier 2 makes clips longer than 32 frames in overlapping 16-frame windows (FreeNoise).",
             default=None,
             ge=8,
-            le=32,
+            le=96,
         ),
         width: Optional[int] = Input(
             description="Width in pixels, a multiple of 8. Tier 2: 64–1024, default 512. Tier 3: 64–1024, default 1024.",
@@ -168,7 +170,7 @@ class Runner(BaseRunner):
             le=1.0,
         ),
         draft: bool = Input(
-            description="Tier 2: a quick draft of the same shot for about an eighth of the compute (AnimateDiff-Lightning, 4 steps, no guidance). num_inference_steps and guidance_scale are ignored; every other input works as usual.",
+            description="Tier 2: a quick draft of the same shot for about an eighth of the compute (AnimateDiff-Lightning, 4 steps, no guidance), up to 32 frames and without prompt_schedule. num_inference_steps and guidance_scale are ignored; every other input works as usual.",
             default=False,
         ),
         camera_motion: str = Input(
@@ -181,6 +183,17 @@ class Runner(BaseRunner):
             default=0.75,
             ge=0.0,
             le=1.5,
+        ),
+        prompt_schedule: str = Input(
+            description="Tier 2: what happens when, as 'frame: text' segments separated by |, e.g. '0: he opens the door | 24: he steps inside | 48: he sits down'. Each text is added to the prompt from its frame on and blends into the next; frames start at 0, increase and stay below num_frames; at most 16 segments. Empty: the prompt alone.",
+            default="",
+            max_length=4000,
+        ),
+        interpolate_to_fps: Optional[int] = Input(
+            description="Play the video at this rate for the same duration: every generated frame is kept and ffmpeg's motion-compensated interpolation makes the frames between. A whole multiple of fps, e.g. 24 with fps 8 or 6; for gif it must also divide 100. Empty: play at fps.",
+            default=None,
+            ge=1,
+            le=60,
         ),
     ) -> Path:
         # Every input by name, as sent: at the first statement, locals() holds just the parameters.
@@ -213,7 +226,7 @@ class Runner(BaseRunner):
 
     def _make_video(self, request: VideoRequest, path: LocalPath) -> LocalPath:
         pipeline = self.tiers[request.tier]
-        progress = Progress(pipeline.progress_units(request) + request.num_frames)
+        progress = Progress(pipeline.progress_units(request) + request.output_frames)
         try:
             frames = to_uint8(pipeline.generate(request, progress))
         except torch.OutOfMemoryError as error:
@@ -221,13 +234,17 @@ class Runner(BaseRunner):
                 f"out of GPU memory at {request.num_frames} frames {request.width}×{request.height} "
                 f"(tier {request.tier}): lower num_frames or the size"
             ) from error
-        return write_video(
-            frames,
-            path,
-            fps=request.fps,
-            output_format=request.output_format,
-            on_frame=lambda: progress.advance("encoding"),
-        )
+        # Film-rate playback: the frames between are made as the encoder takes them (one progress
+        # step per frame written, named for the slower of the two), never all held at once.
+        stage = "interpolating" if request.output_frames > request.num_frames else "encoding"
+        with closing(interpolate(frames, request.fps, request.playback_fps)) as played_frames:
+            return write_video(
+                played_frames,
+                path,
+                fps=request.playback_fps,
+                output_format=request.output_format,
+                on_frame=lambda: progress.advance(stage),
+            )
 
     def _log_request(self, request: VideoRequest) -> None:
         origin = "random" if request.seed_was_random else "given"
@@ -251,6 +268,13 @@ class Runner(BaseRunner):
             print(f"Draft (AnimateDiff-Lightning): {request.num_inference_steps} steps, guidance "
                   f"{request.guidance_scale}, {camera}; draft ignores num_inference_steps and guidance_scale"
                   + (f" (sent: {ignored})" if ignored else ""), flush=True)
+        if request.output_frames > request.num_frames:
+            print(
+                f"Playing at {request.playback_fps} fps: {request.playback_fps // request.fps - 1} frames made "
+                f"between each two generated ones by ffmpeg's minterpolate, {request.output_frames} frames "
+                f"in all ({request.num_frames / request.fps:g} s, as at {request.fps} fps)",
+                flush=True,
+            )
         if self.tiny_weights:
             print("WARNING: running on TINY RANDOM test weights; the video is noise.", flush=True)
 

@@ -26,7 +26,8 @@ MAX_SEED = 2**32 - 1
 INPUT_NAMES = (
     "tier", "prompt", "negative_prompt", "num_frames", "width", "height", "fps",
     "num_inference_steps", "guidance_scale", "seed", "output_format", "image", "motion_bucket_id",
-    "noise_aug_strength", "draft", "camera_motion", "camera_motion_strength",
+    "noise_aug_strength", "draft", "camera_motion", "camera_motion_strength", "prompt_schedule",
+    "interpolate_to_fps",
 )
 # camera_motion's choices: none, then the moves that have a motion LoRA (pipelines/draft.py).
 CAMERA_MOTION_CHOICES = (NO_CAMERA_MOTION, *CAMERA_MOTIONS)
@@ -38,10 +39,13 @@ DEFAULTS: dict[str, Any] = dict(
     noise_aug_strength=0.02,  # diffusers' default for SVD
     draft=False, camera_motion=NO_CAMERA_MOTION,
     camera_motion_strength=0.75,  # AnimateDiff-Lightning's model card: motion LoRAs at 0.7-0.8
+    prompt_schedule="",  # no schedule: the prompt describes every frame
+    interpolate_to_fps=None,  # play at fps, the generated frames only
 )
 # Tier 2: AnimateDiff v3 on SD 1.5, which was trained at 512×512 and 16 frames (the motion module
-# has positions for at most 32). Tier 3: SVD-XT 1.1 was fine-tuned for 25 frames at 1024×576 and
-# 6 fps (diffusers conditions it on fps - 1). Guidance: SD 1.5 expects about 7.5, SDXL about 5.
+# has positions for at most 32; longer clips go through FreeNoise's windows, pipelines/tier2.py).
+# Tier 3: SVD-XT 1.1 was fine-tuned for 25 frames at 1024×576 and 6 fps (diffusers conditions it on
+# fps - 1). Guidance: SD 1.5 expects about 7.5, SDXL about 5.
 TIER_DEFAULTS: dict[int, dict[str, Any]] = {
     2: dict(num_frames=16, width=512, height=512, fps=8, num_inference_steps=25, guidance_scale=7.5),
     3: dict(num_frames=25, width=1024, height=576, fps=6, num_inference_steps=25, guidance_scale=5.0),
@@ -56,14 +60,27 @@ LIMITS: dict[str, tuple[float, float]] = dict(
     motion_bucket_id=(1, 255),  # SVD's micro-conditioning range
     noise_aug_strength=(0.0, 1.0),
     camera_motion_strength=(0.0, 1.5),  # past 1 the LoRA is extrapolated: stronger, less stable
+    # Also a whole multiple of fps (so every generated frame lands on a played one) and, for gif, a
+    # rate GIF can store: `playback_rates`. 60 is what screens refresh at; film is cut at 24.
+    interpolate_to_fps=(1, 60),
 )
 # (lowest, highest) per tier. Sizes must be multiples of 8 (the VAE's downsampling factor); below
 # 256 pixels a side the models produce little of use, but small sizes are allowed for previews.
 TIER_LIMITS: dict[int, dict[str, tuple[int, int]]] = {
-    2: dict(num_frames=(8, 32), width=(64, 1024), height=(64, 1024)),
+    2: dict(num_frames=(8, 96), width=(64, 1024), height=(64, 1024)),
     3: dict(num_frames=(8, 25), width=(64, 1024), height=(64, 1024)),
 }
 SIZE_MULTIPLE = 8
+# A draft runs its motion module over the clip in one window, as AnimateDiff-Lightning was trained.
+DRAFT_MAX_FRAMES = 32
+# A prompt schedule: "0: he opens the door | 24: he steps inside". 16 segments is more than one a
+# second over the longest tier-2 clip (96 frames, 12 s at 8 fps): a storyboard's beats, not a
+# frame-by-frame script.
+SCHEDULE_SEPARATOR = "|"
+MAX_SCHEDULE_SEGMENTS = 16
+SCHEDULE_EXAMPLE = '"0: he opens the door | 24: he steps inside | 48: he sits down"'
+# GIF stores each frame's delay in hundredths of a second (pipelines/video.py).
+GIF_TICKS_PER_SECOND = 100
 
 
 class InputError(ValueError):
@@ -88,12 +105,25 @@ class VideoRequest:
     motion_bucket_id: int = 127
     noise_aug_strength: float = 0.02
     image: Any = None  # as sent (URL, data URI or cog.Path); pipelines.images reads it
+    # (frame, text) from `prompt_schedule`, frames increasing from 0; empty: no schedule.
+    prompt_schedule: tuple[tuple[int, str], ...] = ()
+    interpolate_to_fps: int | None = None
     seed_was_random: bool = field(default=False, compare=False)
     draft: bool = False
     camera_motion: str = NO_CAMERA_MOTION
     camera_motion_strength: float = 0.75
     # Inputs the caller sent that draft mode replaces by its recipe's values (name: value sent).
     ignored_by_draft: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def playback_fps(self) -> int:
+        """The rate the video plays at: `interpolate_to_fps` when given, else the generation rate."""
+        return self.interpolate_to_fps or self.fps
+
+    @property
+    def output_frames(self) -> int:
+        """Frames in the video file: every generated frame, and the interpolated ones between."""
+        return self.num_frames * (self.playback_fps // self.fps)
 
 
 def _describe(value: Any) -> str:
@@ -153,6 +183,84 @@ def _check_size(name: str, value: int) -> int:
     return value
 
 
+def _check_schedule(value: str, num_frames: int) -> tuple[tuple[int, str], ...]:
+    """Parse "frame: text | frame: text ..." into (frame, text) pairs, naming the first bad segment."""
+    if not value.strip():
+        return ()
+    segments = value.split(SCHEDULE_SEPARATOR)
+    if len(segments) > MAX_SCHEDULE_SEGMENTS:
+        raise InputError(
+            f"prompt_schedule must have at most {MAX_SCHEDULE_SEGMENTS} segments separated by "
+            f"{SCHEDULE_SEPARATOR!r}; got {len(segments)}"
+        )
+    schedule: list[tuple[int, str]] = []
+    for number, segment in enumerate(segments, start=1):
+        where = f"prompt_schedule segment {number} ({_shown(segment.strip())})"
+        frame_text, colon, text = segment.partition(":")
+        frame_text = frame_text.strip()
+        if not colon:
+            raise InputError(f"{where} must be 'frame: text', e.g. {SCHEDULE_EXAMPLE}")
+        if not (frame_text.isascii() and frame_text.isdigit()):
+            raise InputError(f"{where} must start with a whole frame number before the ':'; got {_shown(frame_text)}")
+        frame = int(frame_text)
+        if not text.strip():
+            raise InputError(f"{where} has no text after its frame number; every segment needs one")
+        if not schedule and frame != 0:
+            raise InputError(f"{where} must start at frame 0, so that the first frame has a text; got {frame}")
+        if schedule and frame <= schedule[-1][0]:
+            raise InputError(
+                f"{where} must start after frame {schedule[-1][0]} (segment {number - 1}): frames "
+                f"strictly increase; got {frame}"
+            )
+        if frame >= num_frames:
+            raise InputError(
+                f"{where} must start before frame {num_frames} (num_frames is {num_frames}, counted "
+                f"from 0); got {frame}"
+            )
+        schedule.append((frame, text.strip()))
+    return tuple(schedule)
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def playback_rates(fps: int, output_format: str) -> list[int]:
+    """The rates `interpolate_to_fps` may take with this fps: whole multiples of it (so every
+    generated frame is one of the played frames, at its own time) up to the limit, and for gif
+    only rates whose frame delay is a whole number of hundredths of a second."""
+    highest = LIMITS["interpolate_to_fps"][1]
+    rates = range(fps, highest + 1, fps)
+    if output_format == "gif":
+        return [rate for rate in rates if GIF_TICKS_PER_SECOND % rate == 0]
+    return list(rates)
+
+
+def _check_playback_rate(value: Any, fps: int, output_format: str) -> int | None:
+    if value is None:
+        return None
+    low, high = LIMITS["interpolate_to_fps"]
+    rate = _check_int("interpolate_to_fps", value, low, high)
+    allowed = playback_rates(fps, output_format)
+    if rate in allowed:
+        return rate
+    if rate < fps:
+        raise InputError(
+            f"interpolate_to_fps must be at least fps ({fps}), the rate the frames are made at; got {rate}"
+        )
+    listed = ", ".join(map(str, allowed))
+    if output_format == "gif":
+        raise InputError(
+            f"interpolate_to_fps must be a whole multiple of fps ({fps}) that divides "
+            f"{GIF_TICKS_PER_SECOND} for gif (GIF stores frame delays in hundredths of a second): "
+            f"{listed or 'none at this fps, so use mp4 or webm'}; got {rate}"
+        )
+    raise InputError(
+        f"interpolate_to_fps must be a whole multiple of fps ({fps}), so that every generated frame "
+        f"is kept: {listed}; got {rate}"
+    )
+
+
 def resolve_request(raw: dict[str, Any]) -> VideoRequest:
     """Check every input as sent and fill in tier defaults; raise InputError on the first bad one."""
     unknown = sorted(set(raw) - set(INPUT_NAMES))
@@ -185,29 +293,46 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
     if not prompt.strip() and image is None:
         raise InputError("prompt must describe the keyframe for tier 3 when no image is given; got an empty prompt")
 
+    num_frames = in_tier_range("num_frames")
+    schedule_text = _check_text("prompt_schedule", raw.get("prompt_schedule"))
+    if schedule_text.strip() and tier != 2:
+        raise InputError("prompt_schedule is only used by tier 2 (AnimateDiff); leave it empty for tier 3")
+    fps = in_range("fps")
+    output_format = _check_choice("output_format", given("output_format"), OUTPUT_FORMATS)
+
     seed_was_random = raw.get("seed") is None
     request = VideoRequest(
         tier=tier,
         prompt=prompt,
         negative_prompt=_check_text("negative_prompt", raw.get("negative_prompt")),
-        num_frames=in_tier_range("num_frames"),
+        num_frames=num_frames,
         width=_check_size("width", in_tier_range("width")),
         height=_check_size("height", in_tier_range("height")),
-        fps=in_range("fps"),
+        fps=fps,
         num_inference_steps=in_range("num_inference_steps"),
         guidance_scale=in_range("guidance_scale"),
         # A full 32-bit random seed: every value a user can pass back in.
         seed=secrets.randbits(32) if seed_was_random else in_range("seed"),
-        output_format=_check_choice("output_format", given("output_format"), OUTPUT_FORMATS),
+        output_format=output_format,
         motion_bucket_id=in_range("motion_bucket_id"),
         noise_aug_strength=in_range("noise_aug_strength"),
         image=image,
+        prompt_schedule=_check_schedule(schedule_text, num_frames),
+        interpolate_to_fps=_check_playback_rate(raw.get("interpolate_to_fps"), fps, output_format),
         seed_was_random=seed_was_random,
     )
     draft = _check_bool("draft", given("draft"))
     camera_motion = _check_choice("camera_motion", given("camera_motion"), CAMERA_MOTION_CHOICES)
     camera_motion_strength = in_range("camera_motion_strength")
     _check_draft_fits(tier, draft, camera_motion)
+    if draft and (request.num_frames > DRAFT_MAX_FRAMES or request.prompt_schedule):
+        # Long shots and schedules go through FreeNoise, which rebuilds the motion modules' blocks:
+        # never tried with Lightning's modules and their LoRAs swapped in, so not offered.
+        got = f"num_frames={request.num_frames}" + (" and a prompt_schedule" if request.prompt_schedule else "")
+        raise InputError(
+            f"draft works on tier-2 clips of up to {DRAFT_MAX_FRAMES} frames without a prompt_schedule "
+            f"(long shots and schedules need the standard mode); got draft=true with {got}"
+        )
     request = replace(request, draft=draft, camera_motion=camera_motion, camera_motion_strength=camera_motion_strength)
     if draft:
         # The distilled model's recipe is fixed (pipelines/draft.py): the values sent were checked

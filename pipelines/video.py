@@ -8,9 +8,10 @@ a failed or cancelled encode never leaves a truncated video behind.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import imageio_ffmpeg
 import numpy as np
@@ -48,17 +49,20 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
 
 
 def write_video(
-    frames: np.ndarray,
+    frames: np.ndarray | Iterable[np.ndarray],
     path: Path,
     fps: int,
     output_format: str,
     on_frame: Callable[[], None] = lambda: None,
 ) -> Path:
-    """Write `frames` (num_frames × height × width × 3, uint8) to `path`; call `on_frame` per frame."""
+    """Write `frames` to `path`; call `on_frame` per frame. `frames`: uint8, num_frames × height ×
+    width × 3, or any iterable of height × width × 3 frames, written as they come (so interpolated
+    frames are never all held at once)."""
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+    if isinstance(frames, np.ndarray) and (frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3):
         raise ValueError(f"expected uint8 frames of shape (F, H, W, 3), got {frames.dtype} {frames.shape}")
+    frames = _same_shape(frames)
     path = Path(path)
     # Same extension, so ffmpeg picks the same container for the partial file.
     partial = path.with_name(f".partial-{path.name}")
@@ -73,8 +77,21 @@ def write_video(
     return path
 
 
+def _same_shape(frames: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
+    """The frames, each checked against the first: uint8 height × width × 3."""
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None or first.dtype != np.uint8 or first.ndim != 3 or first.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames of shape (H, W, 3), got {None if first is None else (first.dtype, first.shape)}")
+    for frame in itertools.chain([first], frames):
+        if frame.dtype != first.dtype or frame.shape != first.shape:
+            raise ValueError(f"every frame must be {first.dtype} {first.shape}, got {frame.dtype} {frame.shape}")
+        yield frame
+
+
 def _write_ffmpeg(frames, path, fps, on_frame, codec, output_params) -> None:
-    height, width = frames.shape[1:3]
+    first = next(frames)
+    height, width = first.shape[:2]
     writer = imageio_ffmpeg.write_frames(
         str(path),
         (width, height),
@@ -88,7 +105,7 @@ def _write_ffmpeg(frames, path, fps, on_frame, codec, output_params) -> None:
     )
     writer.send(None)  # start ffmpeg
     try:
-        for frame in frames:
+        for frame in itertools.chain([first], frames):
             writer.send(np.ascontiguousarray(frame))
             on_frame()
     finally:

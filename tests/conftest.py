@@ -63,3 +63,12 @@ def webhook():
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
+
+
+@pytest.fixture(scope="session")
+def stock_long_shot(tiny_weights_dir):
+    """tests/long_shot.py's LONG_SHOT as a request, and the frames diffusers' stock pipeline makes
+    for it with FreeNoise (computed once: both the pipeline and the server tests compare with it)."""
+    from tests.long_shot import long_shot_by_stock_diffusers
+
+    return long_shot_by_stock_diffusers(tiny_weights_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import glob
 import os
+import subprocess
 import tempfile
 
 import numpy as np
@@ -19,7 +20,7 @@ from pipelines.progress import Progress
 SMALL = dict(tier=2, prompt="a kite over a beach", negative_prompt="", num_frames=8, width=64, height=64,
              fps=8, num_inference_steps=3, guidance_scale=7.5, seed=7, output_format="mp4", image=None,
              motion_bucket_id=127, noise_aug_strength=0.02, draft=False, camera_motion="none",
-             camera_motion_strength=0.75)
+             camera_motion_strength=0.75, prompt_schedule="", interpolate_to_fps=None)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,12 @@ def runner(tiny_weights_dir, tmp_path_factory):
 
 def output_dirs() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "video-*")))
+
+
+def running_ffmpeg() -> list[str]:
+    """ffmpeg processes this process started that still run (an exited one not yet reaped is fine)."""
+    rows = subprocess.run(["ps", "-o", "stat=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True).stdout
+    return [row for row in rows.splitlines() if "ffmpeg" in row and not row.lstrip().startswith("Z")]
 
 
 def frames_of(path) -> np.ndarray:
@@ -62,14 +69,21 @@ TIER3 = dict(SMALL, tier=3, width=128, height=64, fps=6, guidance_scale=5.0)
 # A tier-2 draft with a camera move: a fault must also leave v3's motion modules back in the UNet
 # and the LoRA out of action (state_of checks both).
 DRAFT = dict(SMALL, draft=True, camera_motion="zoom_in")
+# A shot through FreeNoise, as a long one goes (a schedule turns it on at any length, and 20 frames,
+# two decode chunks, keep it cheap), played at twice its rate: the frames between are made while
+# the video is written, a stage of its own ("interpolating").
+LONG = dict(SMALL, num_frames=20, num_inference_steps=1, prompt_schedule="0: a kite rises | 12: it falls",
+            interpolate_to_fps=16)
 # Every stage of both tiers, with the progress update on which the fault strikes (mid-stage where
 # the stage has several).
 STAGES = [(SMALL, "denoising", 2), (SMALL, "decoding", 1), (SMALL, "encoding", 3),
           (TIER3, "keyframe", 1), (TIER3, "animating", 2), (TIER3, "decoding", 1), (TIER3, "encoding", 5),
-          (DRAFT, "denoising", 2), (DRAFT, "decoding", 1)]
+          (DRAFT, "denoising", 2), (DRAFT, "decoding", 1),
+          (LONG, "denoising", 1), (LONG, "decoding", 2), (LONG, "interpolating", 7)]
 STAGE_IDS = ["tier2-denoising", "tier2-decoding", "tier2-encoding",
              "tier3-keyframe", "tier3-animating", "tier3-decoding", "tier3-encoding",
-             "tier2-draft-denoising", "tier2-draft-decoding"]
+             "tier2-draft-denoising", "tier2-draft-decoding",
+             "tier2-free-noise-denoising", "tier2-free-noise-decoding", "tier2-interpolating"]
 
 
 def pipelines_of(runner):
@@ -93,8 +107,12 @@ def live_tensors() -> tuple[int, int, int]:
 
 def state_of(runner) -> list:
     """What a prediction must leave as it found it: each pipeline's scheduler, dtypes and eval
-    mode, and torch's grad and inference modes (entered by the pipelines' decorators)."""
-    return [torch.is_grad_enabled(), torch.is_inference_mode_enabled(), draft_state(runner)] + [
+    mode, torch's grad and inference modes (entered by the pipelines' decorators), the draft's
+    motion modules and LoRAs, and tier 2's UNet as it was before FreeNoise (the very same modules,
+    and FreeNoise off)."""
+    tier2 = runner.tiers[2].pipeline
+    return [torch.is_grad_enabled(), torch.is_inference_mode_enabled(), draft_state(runner), tier2.free_noise_enabled,
+            [id(module) for module in tier2.unet.modules()]] + [
         (dict(pipeline.scheduler.config), pipeline.unet.dtype, pipeline.vae.dtype,
          pipeline.unet.training, pipeline.vae.training)
         for pipeline in pipelines_of(runner)]
@@ -127,6 +145,7 @@ def fails_cleanly(runner, inputs, fault: BaseException, stage: str, after: int, 
 
     assert live_tensors() == before  # the error held, its run's tensors already freed
     assert not output_dirs() - dirs  # nothing new left behind
+    assert not running_ffmpeg()  # an encoder or interpolator cut off is ended, not left running
     assert state_of(runner) == state
     error = raised.value
     del raised
@@ -147,11 +166,11 @@ def test_an_error_in_any_stage_fails_cleanly(runner, inputs, stage, after):
     assert str(error) == "disk full"
 
 
-GPU_STAGES = [(inputs, stage, after) for inputs, stage, after in STAGES if stage != "encoding"]
+GPU_STAGES = [(inputs, stage, after) for inputs, stage, after in STAGES if stage not in ("encoding", "interpolating")]
 
 
 @pytest.mark.parametrize("inputs, stage, after", GPU_STAGES,
-                         ids=[id_ for id_, (_, stage, _) in zip(STAGE_IDS, STAGES) if stage != "encoding"])
+                         ids=[id_ for id_, (_, stage, _) in zip(STAGE_IDS, STAGES) if stage not in ("encoding", "interpolating")])
 def test_out_of_memory_in_any_gpu_stage_names_the_request_and_what_to_lower(runner, inputs, stage, after):
     out_of_memory = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
     error = fails_cleanly(runner, inputs, out_of_memory, stage, after, predict.GenerationError)

@@ -20,7 +20,7 @@ from PIL import Image
 from transformers import CLIPTokenizer
 
 from pipelines.images import load_start_image
-from pipelines.inputs import CAMERA_MOTION_CHOICES, InputError, resolve_request
+from pipelines.inputs import CAMERA_MOTION_CHOICES, InputError, playback_rates, resolve_request
 from cog_server import REFUSED_BY_SCHEMA, refused_fields
 from tests.declared_inputs import declared_inputs, refused_by_schema
 
@@ -35,7 +35,7 @@ NASTY_TEXT = {
 WRONG_TYPES = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False),
                         st.integers(min_value=-(2**70), max_value=2**70), st.text(max_size=20),
                         st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
-BOUNDARY_INVALID = st.sampled_from([-1, 0, 7, 33, 65, 1025, 2**32, -(2**31), 10**30, 0.5, 1e308])
+BOUNDARY_INVALID = st.sampled_from([-1, 0, 7, 61, 97, 1025, 2**32, -(2**31), 10**30, 0.5, 1e308])
 
 
 def _png_data_uri(payload: bytes | None = None) -> str:
@@ -81,6 +81,11 @@ CHEAP_VALID = {
     "draft": st.sampled_from([False, False, True]),
     "camera_motion": st.one_of(st.just("none"), st.sampled_from(CAMERA_MOTION_CHOICES)),
     "camera_motion_strength": st.floats(0.0, 1.5),
+    # Frames within the shortest clip drawn above (8): a schedule stays cheap (one FreeNoise window).
+    "prompt_schedule": st.sampled_from(["", "", "0: a door opens", "0: a door opens | 4: a man walks in",
+                                        "0: 🎬 | 3: مشهد | 7: \u202eevil\u202c"]),
+    # A multiple of fps (at most 3×, to stay cheap), made a rate in requests_to_send.
+    "interpolate_to_fps": st.sampled_from([1, 1, 2, 3]),
 }
 
 
@@ -91,12 +96,18 @@ def requests_to_send(draw):
     inputs = {name: draw(strategy) for name, strategy in CHEAP_VALID.items()}
     if inputs["tier"] == 3 and draw(st.booleans()):
         inputs["image"] = draw(st.sampled_from(list(IMAGES.values())))
+    if inputs["tier"] == 3:
+        inputs["prompt_schedule"] = ""  # tier 2's (tier 3 refuses one, naming it, like any broken field)
+    # Valid rates depend on fps and the format: the drawn multiple, left out where it is not one.
+    rate = inputs.pop("interpolate_to_fps") * inputs["fps"]
+    if rate != inputs["fps"] and rate in playback_rates(inputs["fps"], inputs["output_format"]):
+        inputs["interpolate_to_fps"] = rate
     for name in draw(st.lists(st.sampled_from(sorted(DECLARED)), max_size=3, unique=True)):
         breakage = draw(st.sampled_from(["wrong type", "boundary", "omit"]))
         if breakage == "omit":
             # An omitted size would take the tier default (512×512 × 16 frames): too slow here.
             if name not in ("width", "height", "num_frames", "num_inference_steps"):
-                del inputs[name]
+                inputs.pop(name, None)
         else:
             inputs[name] = draw(WRONG_TYPES if breakage == "wrong type" else BOUNDARY_INVALID)
     if draw(st.sampled_from(range(10))) == 5:  # one in ten (integers() would favour 0)
@@ -213,6 +224,7 @@ GUARANTEED = [  # every image class, and the prompts and seeds the issue names, 
     dict(QUICK, tier=3, prompt="مشهد على الشاطئ عند الغروب", negative_prompt="\u202eevil\u202c"),
     dict(QUICK, tier=2, prompt="a kite", seed=2**32),
     dict(QUICK, tier=2, prompt="a" * 5000),
+    dict(QUICK, tier=2, prompt="a kite", prompt_schedule="0: rises | 4: falls", interpolate_to_fps=24),
     # Just outside both ends of every limited field.
     *(dict(QUICK, tier=2, prompt="a kite", **{name: value})
       for name, spec in DECLARED.items() if spec.field.ge is not None

@@ -62,10 +62,10 @@ def test_seed_limits_are_inclusive():
         ("prompt", 42, "prompt must be text; got 42 (int)"),
         ("prompt", "x" * 4001, "prompt must be at most 4000 characters; got 4001"),
         ("negative_prompt", ["a"], "negative_prompt must be text; got ['a'] (list)"),
-        ("num_frames", 40, "num_frames must be from 8 to 32 for tier 2; got 40"),
-        ("num_frames", 7, "num_frames must be from 8 to 32 for tier 2; got 7"),
-        ("num_frames", 16.0, "num_frames must be an integer from 8 to 32 for tier 2; got 16.0 (float)"),
-        ("num_frames", "16", "num_frames must be an integer from 8 to 32 for tier 2; got '16' (str)"),
+        ("num_frames", 97, "num_frames must be from 8 to 96 for tier 2; got 97"),
+        ("num_frames", 7, "num_frames must be from 8 to 96 for tier 2; got 7"),
+        ("num_frames", 16.0, "num_frames must be an integer from 8 to 96 for tier 2; got 16.0 (float)"),
+        ("num_frames", "16", "num_frames must be an integer from 8 to 96 for tier 2; got '16' (str)"),
         ("width", 500, "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest allowed: 496 or 504"),
         ("width", 2048, "width must be from 64 to 1024 for tier 2; got 2048"),
         ("height", 0, "height must be from 64 to 1024 for tier 2; got 0"),
@@ -158,13 +158,18 @@ def test_choices_and_lengths_are_the_checked_ones():
     assert DECLARED["output_format"].field.choices == list(OUTPUT_FORMATS)
     assert DECLARED["camera_motion"].field.choices == list(CAMERA_MOTION_CHOICES)
     assert DECLARED["draft"].type is bool and DECLARED["camera_motion"].type is str
-    for name in ("prompt", "negative_prompt"):
+    for name in ("prompt", "negative_prompt", "prompt_schedule"):
         assert DECLARED[name].field.max_length == MAX_PROMPT_CHARS
         assert DECLARED[name].type is str
 
 
+# interpolate_to_fps must also be a whole multiple of fps: its ends are probed at fps 1, from which
+# every rate is reachable.
+PROBED_WITH = {"interpolate_to_fps": {"fps": 1}}
+
+
 def _checked(name: str, value, tier: int = 2):
-    return resolve_request({"tier": tier, "prompt": "a fox", "seed": 1, name: value})
+    return resolve_request({"tier": tier, "prompt": "a fox", "seed": 1, **PROBED_WITH.get(name, {}), name: value})
 
 
 @pytest.mark.parametrize("name", [name for name, d in DECLARED.items() if d.field.ge is not None])
@@ -240,3 +245,113 @@ def test_tier3_has_no_draft_mode():
     with pytest.raises(InputError, match=r"^draft is only available for tier 2 \(AnimateDiff-Lightning\); "
                                          r"got draft=true with tier 3"):
         resolve_request({"tier": 3, "prompt": "a fox", "draft": True})
+# Storyboard shots (issue #13): a prompt schedule and film-rate playback.
+
+SCHEDULE = "0: he opens the door | 24: he steps inside | 48: he sits down"
+
+
+def test_a_schedule_is_read_into_frames_and_texts():
+    request = resolve_request({"prompt": "a man in a red coat", "num_frames": 96, "prompt_schedule": SCHEDULE})
+    assert request.prompt_schedule == ((0, "he opens the door"), (24, "he steps inside"), (48, "he sits down"))
+    # Spaces around the parts, a single segment, and leading zeros are all fine.
+    assert resolve_request({"prompt": "x", "prompt_schedule": "  0 :a door  "}).prompt_schedule == ((0, "a door"),)
+    assert resolve_request({"prompt": "x", "prompt_schedule": "00: a | 07: b"}).prompt_schedule == ((0, "a"), (7, "b"))
+
+
+@pytest.mark.parametrize("blank", ["", "   ", None])
+def test_no_schedule_is_an_empty_one(blank):
+    assert resolve_request({"prompt": "x", "prompt_schedule": blank}).prompt_schedule == ()
+
+
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        ("he opens the door", "prompt_schedule segment 1 ('he opens the door') must be 'frame: text', e.g. "
+                              '"0: he opens the door | 24: he steps inside | 48: he sits down"'),
+        ("0: a | 24 b", "prompt_schedule segment 2 ('24 b') must be 'frame: text'"),
+        ("0: a | x: b", "prompt_schedule segment 2 ('x: b') must start with a whole frame number before the ':'; got 'x'"),
+        ("0: a | 1.5: b", "prompt_schedule segment 2 ('1.5: b') must start with a whole frame number before the ':'; got '1.5'"),
+        ("0: a | -4: b", "prompt_schedule segment 2 ('-4: b') must start with a whole frame number before the ':'; got '-4'"),
+        ("0: a | ٣: b", "prompt_schedule segment 2 ('٣: b') must start with a whole frame number"),
+        ("4: a | 8: b", "prompt_schedule segment 1 ('4: a') must start at frame 0, so that the first frame has a text; got 4"),
+        ("0: a | 12: b | 8: c", "prompt_schedule segment 3 ('8: c') must start after frame 12 (segment 2): frames strictly increase; got 8"),
+        ("0: a | 0: b", "prompt_schedule segment 2 ('0: b') must start after frame 0 (segment 1): frames strictly increase; got 0"),
+        ("0: a | 16: b", "prompt_schedule segment 2 ('16: b') must start before frame 16 (num_frames is 16, counted from 0); got 16"),
+        ("0: a | 8:   ", "prompt_schedule segment 2 ('8:') has no text after its frame number; every segment needs one"),
+        ("0: a |", "prompt_schedule segment 2 ('') must be 'frame: text'"),
+        (" | ".join(f"{frame}: t" for frame in range(17)), "prompt_schedule must have at most 16 segments separated by '|'; got 17"),
+        (42, "prompt_schedule must be text; got 42 (int)"),
+        ("0: " + "a" * 4000, "prompt_schedule must be at most 4000 characters; got 4003"),
+    ],
+)
+def test_a_bad_schedule_is_refused_naming_the_segment_and_what_is_allowed(schedule, message):
+    with pytest.raises(InputError) as error:
+        resolve_request({"prompt": "a fox", "num_frames": 16, "prompt_schedule": schedule})
+    assert str(error.value).startswith(message), str(error.value)
+
+
+def test_sixteen_segments_are_allowed():
+    schedule = " | ".join(f"{frame}: t" for frame in range(0, 96, 6))
+    assert len(resolve_request({"prompt": "x", "num_frames": 96, "prompt_schedule": schedule}).prompt_schedule) == 16
+
+
+def test_a_schedule_is_for_tier_2_only():
+    with pytest.raises(InputError, match="^prompt_schedule is only used by tier 2"):
+        resolve_request({"tier": 3, "prompt": "x", "prompt_schedule": "0: a"})
+
+
+@pytest.mark.parametrize(
+    "inputs, playback_fps, output_frames",
+    [
+        ({}, 8, 16),  # left out: plays at fps
+        ({"interpolate_to_fps": 24}, 24, 48),
+        ({"interpolate_to_fps": 8}, 8, 16),  # the same rate: nothing to make
+        ({"interpolate_to_fps": 56, "num_frames": 96}, 56, 672),
+        ({"interpolate_to_fps": 60, "fps": 30, "num_frames": 8}, 60, 16),
+        ({"interpolate_to_fps": 24, "tier": 3}, 24, 100),  # tier 3: 25 frames at 6 fps
+        ({"interpolate_to_fps": 50, "fps": 10, "output_format": "gif"}, 50, 80),
+    ],
+)
+def test_a_playback_rate_keeps_the_duration(inputs, playback_fps, output_frames):
+    request = resolve_request({"prompt": "x", **inputs})
+    assert (request.playback_fps, request.output_frames) == (playback_fps, output_frames)
+    assert request.output_frames / request.playback_fps == request.num_frames / request.fps
+
+
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ({"interpolate_to_fps": 6}, "interpolate_to_fps must be at least fps (8), the rate the frames are made at; got 6"),
+        ({"interpolate_to_fps": 20}, "interpolate_to_fps must be a whole multiple of fps (8), so that every generated "
+                                     "frame is kept: 8, 16, 24, 32, 40, 48, 56; got 20"),
+        ({"interpolate_to_fps": 24, "fps": 7}, "interpolate_to_fps must be a whole multiple of fps (7), so that every "
+                                               "generated frame is kept: 7, 14, 21, 28, 35, 42, 49, 56; got 24"),
+        ({"interpolate_to_fps": 61}, "interpolate_to_fps must be from 1 to 60; got 61"),
+        ({"interpolate_to_fps": 0}, "interpolate_to_fps must be from 1 to 60; got 0"),
+        ({"interpolate_to_fps": 24.0}, "interpolate_to_fps must be an integer from 1 to 60; got 24.0 (float)"),
+        ({"interpolate_to_fps": "24"}, "interpolate_to_fps must be an integer from 1 to 60; got '24' (str)"),
+        ({"interpolate_to_fps": 24, "output_format": "gif"},
+         "interpolate_to_fps must be a whole multiple of fps (8) that divides 100 for gif (GIF stores frame delays in "
+         "hundredths of a second): none at this fps, so use mp4 or webm; got 24"),
+        ({"interpolate_to_fps": 30, "fps": 5, "output_format": "gif"},
+         "interpolate_to_fps must be a whole multiple of fps (5) that divides 100 for gif (GIF stores frame delays in "
+         "hundredths of a second): 5, 10, 20, 25, 50; got 30"),
+    ],
+)
+def test_a_rate_that_cannot_keep_every_frame_is_refused(inputs, message):
+    with pytest.raises(InputError) as error:
+        resolve_request({"prompt": "x", **inputs})
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("inputs, got", [
+    ({"num_frames": 40}, "num_frames=40"),
+    ({"num_frames": 16, "prompt_schedule": "0: a door | 8: a hall"}, "num_frames=16 and a prompt_schedule"),
+])
+def test_a_draft_is_one_window_without_a_schedule(inputs, got):
+    """Long shots and schedules run through FreeNoise, which the draft's module does not."""
+    with pytest.raises(InputError) as error:
+        resolve_request({"prompt": "a fox", "draft": True, **inputs})
+    assert str(error.value) == ("draft works on tier-2 clips of up to 32 frames without a prompt_schedule "
+                                f"(long shots and schedules need the standard mode); got draft=true with {got}")
+    assert resolve_request({"prompt": "a fox", "draft": True, "num_frames": 32}).draft

@@ -102,7 +102,7 @@ BAD_INPUTS = [
     ({"prompt": None}, "prompt"),
     ({"prompt": 12}, "prompt"),
     ({"negative_prompt": {"a": 1}}, "negative_prompt"),
-    ({"num_frames": 33}, "num_frames"),
+    ({"num_frames": 97}, "num_frames"),
     ({"num_frames": "many"}, "num_frames"),
     ({"num_frames": 2.5}, "num_frames"),
     ({"width": 63}, "width"),

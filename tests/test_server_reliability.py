@@ -51,6 +51,10 @@ CANCEL_IN = {
     "tier3-keyframe": ("keyframe", dict(QUICK, tier=3, width=1024, height=576, num_inference_steps=100)),
     "tier3-animating": ("animating", dict(QUICK, tier=3, width=128, height=64, num_frames=25, num_inference_steps=100)),
     "tier3-decoding": ("decoding", dict(QUICK, tier=3, width=512, height=256, num_frames=25)),
+    # A long shot: FreeNoise's windows over 96 frames, and film-rate playback (frames made between
+    # the generated ones while the video is written).
+    "tier2-long-denoising": ("denoising", dict(LONG, num_frames=96)),
+    "tier2-interpolating": ("interpolating", dict(QUICK, width=256, height=256, num_frames=32, interpolate_to_fps=56)),
 }
 
 

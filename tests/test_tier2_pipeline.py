@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
+from diffusers.models.attention import FreeNoiseTransformerBlock
 
 from pipelines.common import pick_device
 from pipelines.inputs import resolve_request
 from pipelines.progress import Progress
-from pipelines.tier2 import TextToVideo
+from pipelines.tier2 import TextToVideo, free_noise_windows
 from weights import WEIGHT_SETS
 
 
@@ -90,7 +91,10 @@ def test_scheduler_is_animatediff_v3s(tier2):
 
 
 def test_motion_adapter_weights_are_held_once(tier2):
-    assert tier2.pipeline.motion_adapter is None
+    # The adapter stays (FreeNoise reads its config) but its modules are the UNet's own.
+    unet_weights = {parameter.data_ptr() for parameter in tier2.pipeline.unet.parameters()}
+    adapter_weights = [parameter.data_ptr() for parameter in tier2.pipeline.motion_adapter.parameters()]
+    assert adapter_weights and all(pointer in unet_weights for pointer in adapter_weights)
     assert type(tier2.pipeline.unet).__name__ == "UNetMotionModel"
 
 
@@ -100,3 +104,100 @@ def test_long_prompt_is_cut_and_the_user_is_told(tier2):
     with redirect_stdout(printed):
         generate(tier2, small_request(prompt="a very long prompt " * 10, num_inference_steps=1, num_frames=8))
     assert "CLIP reads the first 77" in printed.getvalue()
+
+
+# Long shots and prompt schedules (issue #13): FreeNoise, only where it is needed.
+
+
+def test_long_shot_with_a_schedule_equals_stock_free_noise(tier2, stock_long_shot):
+    """96 frames, three segments: the frames diffusers' stock AnimateDiffPipeline gives with
+    enable_free_noise (its defaults: 16-frame windows, stride 4) and the same texts as a dict."""
+    request, stock = stock_long_shot
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        ours = generate(tier2, request)
+    assert ours.shape == stock.shape == (96, 64, 64, 3)
+    np.testing.assert_array_equal(ours, stock)
+    assert ("  frame 0: 'a man in a red coat, he opens the door'\n"
+            "  frame 24: 'a man in a red coat, he steps inside'\n"
+            "  frames 48–95: 'a man in a red coat, he sits down'") in printed.getvalue()
+
+
+def test_a_schedule_on_a_clip_shorter_than_a_window_equals_stock(tier2, tiny_weights_dir):
+    request = small_request(num_frames=8, num_inference_steps=2, prompt="a kite", prompt_schedule="0: rises | 5: falls")
+    stock = stock_pipeline(tiny_weights_dir)
+    stock.enable_free_noise(context_length=8, context_stride=4)  # the clip is one window
+    expected = stock(
+        prompt={0: "a kite, rises", 5: "a kite, falls"}, num_frames=8, height=64, width=64, num_inference_steps=2,
+        guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(1234), output_type="np",
+    ).frames[0]
+    np.testing.assert_array_equal(generate(tier2, request), expected)
+
+
+class MotionBlocksWhileDenoising(Progress):
+    """The progress bar, noting at each denoising step which transformer blocks the motion modules
+    run and whether the pipeline has FreeNoise on."""
+
+    def __init__(self, total: int, pipeline):
+        super().__init__(total, stream=io.StringIO())
+        self.pipeline, self.seen = pipeline, set()
+
+    def advance(self, stage: str, units: int = 1) -> None:
+        if stage == "denoising":
+            unet = self.pipeline.unet
+            blocks = {type(block).__name__ for unet_block in (*unet.down_blocks, *unet.up_blocks)
+                      for motion_module in unet_block.motion_modules for block in motion_module.transformer_blocks}
+            self.seen.add((frozenset(blocks), self.pipeline.free_noise_enabled))
+        super().advance(stage, units)
+
+
+@pytest.mark.parametrize(
+    "num_frames, schedule, free_noise",
+    [(16, "", False), (32, "", False), (33, "", True), (8, "0: a door | 4: a window", True)],
+    ids=["16 frames", "32 frames", "33 frames", "8 frames with a schedule"],
+)
+def test_free_noise_runs_only_past_32_frames_or_with_a_schedule_and_is_gone_afterwards(tier2, num_frames, schedule, free_noise):
+    request = small_request(num_frames=num_frames, num_inference_steps=1, prompt_schedule=schedule)
+    unet = tier2.pipeline.unet
+    modules_before = [id(module) for module in unet.modules()]
+    progress = MotionBlocksWhileDenoising(tier2.progress_units(request), tier2.pipeline)
+    assert tier2.generate(request, progress).shape == (num_frames, 64, 64, 3)
+    # Split inference wraps FreeNoise's blocks, so its wrapper is what the motion modules hold then.
+    assert progress.seen == ({(frozenset({"SplitInferenceModule"}), True)} if free_noise
+                             else {(frozenset({"BasicTransformerBlock"}), False)})
+    # Afterwards the UNet holds exactly the modules it held before, and FreeNoise is off.
+    assert [id(module) for module in unet.modules()] == modules_before
+    assert not tier2.pipeline.free_noise_enabled
+
+
+def test_a_long_shot_leaves_the_next_short_clip_unchanged(tier2):
+    before = generate(tier2, small_request(num_inference_steps=1))
+    generate(tier2, small_request(num_frames=34, num_inference_steps=1))
+    np.testing.assert_array_equal(generate(tier2, small_request(num_inference_steps=1)), before)
+
+
+# Shorter than a window, exactly one, and past it by each remainder of 4 (and of 3), up to 96.
+@pytest.mark.parametrize("num_frames", [8, 15, 16, 17, 18, 19, 20, 33, 34, 35, 38, 39, 94, 95, 96])
+def test_free_noise_windows_weigh_every_frame_alike(num_frames):
+    """A FreeNoise block whose attention and feed-forward add nothing must return its input: each
+    frame is the weighted mean of its windows. diffusers 0.42.1 gets the weights wrong when the
+    last window ends 2 or more frames past the others (34 frames with its default stride 4: the
+    last frame comes out at half its value); the windows we choose never leave more than one."""
+    window, stride = free_noise_windows(num_frames)
+    assert window == min(16, num_frames) and stride in (4, 3, 2)
+    frames = torch.ones(1, num_frames, 8)
+    with torch.no_grad():
+        np.testing.assert_allclose(identity_free_noise_block(window, stride)(frames), frames, rtol=1e-6)
+        if (num_frames - 16) % 4 > 1 and num_frames > 16:  # where diffusers' default stride would leave 2 or 3
+            assert stride != 4
+            assert not torch.allclose(identity_free_noise_block(16, 4)(frames), frames)
+
+
+@torch.no_grad()
+def identity_free_noise_block(window: int, stride: int) -> FreeNoiseTransformerBlock:
+    """A FreeNoise block whose attention and feed-forward add zero."""
+    block = FreeNoiseTransformerBlock(dim=8, num_attention_heads=1, attention_head_dim=8, double_self_attention=True,
+                                      context_length=window, context_stride=stride)
+    for parameter in block.parameters():
+        parameter.zero_()  # the norms' scales too, so every branch's output is zero
+    return block
