@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOKEN = "hf_secret_token_do_not_print_1234"
 GATED = WEIGHT_SETS["svd"]
 COMMIT, NEWER_COMMIT = "a" * 40, "b" * 40
-TIER2_FILES = len(WEIGHT_SETS["sd15"].files) + len(WEIGHT_SETS["animatediff"].files)
+TIER2_FILES = sum(len(s.files) for s in WEIGHT_SETS.values() if s.tier == 2)
 
 
 class WeightsHost:
@@ -218,6 +218,22 @@ def test_fetch_from_the_hub_at_one_commit_recorded_in_the_lock(host, tmp_path):
     assert verify_weights(destination, tier=3) == 0
 
 
+def test_a_set_pinned_to_a_commit_is_fetched_at_that_commit_whatever_main_is(host, tmp_path):
+    """opus-mt-th-en's safetensors exist only on a pull request's commit (main holds pickles): the
+    manifest names that commit, and every file of the set comes from it and is locked to it."""
+    pinned = WEIGHT_SETS["opus_mt_th_en"]
+    destination = tmp_path / "weights"
+    fetched = fetch_missing(destination, tier=2, endpoint=host.url, **quiet())
+    ours = [name for name in fetched if name.startswith(f"{pinned.folder}/")]
+    assert len(ours) == len(pinned.files) and pinned.revision != host.main_commit
+    assert [p for p in host.paths() if p.startswith(f"/api/models/{pinned.repo}/")] == [
+        f"/api/models/{pinned.repo}/revision/{pinned.revision}"]
+    files = [path for path in host.paths() if path.startswith(f"/{pinned.repo}/resolve/")]
+    assert len(files) == 2 * len(ours) and all(f"/resolve/{pinned.revision}/" in path for path in files)
+    lock = read_lock(destination)
+    assert {lock[name]["revision"] for name in ours} == {pinned.revision}
+
+
 def test_a_first_hub_download_must_match_the_hubs_published_sha256(host, tmp_path):
     bad = f"{WEIGHT_SETS['animatediff'].folder}/diffusion_pytorch_model.safetensors"
     host.corrupt.add(bad)  # the bytes that arrive differ from what the Hub says the file is
@@ -258,8 +274,10 @@ def test_a_failure_midway_keeps_what_was_verified_and_the_next_run_finishes(host
     assert len(done) == len(WEIGHT_SETS["sd15"].files) and not (destination / late).exists()
     host.refuse.clear()
     host.requests.clear()
+    after = [f"{s.folder}/{name}" for s in WEIGHT_SETS.values() if s.tier == 2 and s.folder not in
+             (WEIGHT_SETS["sd15"].folder, WEIGHT_SETS["animatediff"].folder) for name in s.files]
     assert fetch_missing(destination, tier=2, base_url=host.url, **quiet()) == [
-        late, f"{WEIGHT_SETS['animatediff'].folder}/diffusion_pytorch_model.safetensors"]
+        late, f"{WEIGHT_SETS['animatediff'].folder}/diffusion_pytorch_model.safetensors", *after]
     require_weights(destination, tier=2)
     (destination / VERIFIED_CACHE).unlink()
     assert verify_weights(destination, tier=2) == TIER2_FILES
@@ -376,7 +394,7 @@ def test_download_script_fetches_then_does_nothing(host, tmp_path):
     destination = tmp_path / "weights"
     command = [sys.executable, "scripts/download_weights.py", "--tier", "2", "--dir", str(destination), "--url", host.url]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
-    assert "14 files fetched" in first.stdout
+    assert f"{TIER2_FILES} files fetched" in first.stdout
     host.requests.clear()
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
     assert "0 files fetched" in second.stdout and host.requests == []
@@ -408,7 +426,7 @@ def test_an_unreachable_hub_gives_an_actionable_message(tmp_path):
 def test_an_archive_packed_by_the_script_is_served_and_fetched(host, tmp_path, no_pget):
     packed = host.root / "packed.tar"  # served like any file under the mirror's root
     pack = [sys.executable, "scripts/pack_weights.py", str(host.root), str(packed), "--tier", "2"]
-    assert "Packed 14 files" in subprocess.run(pack, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert f"Packed {TIER2_FILES} files" in subprocess.run(pack, cwd=REPO, capture_output=True, text=True, check=True).stdout
     destination = tmp_path / "weights"
     lock_from(host, destination)
     assert len(fetch_missing(destination, tier=2, base_url=f"{host.url}/packed.tar", **quiet())) == TIER2_FILES
