@@ -165,6 +165,14 @@ class Runner(BaseRunner):
             ge=0.0,
             le=1.0,
         ),
+        translate_prompt: bool = Input(
+            description="Translate the Thai in prompt and negative_prompt to English before the model reads them; other parts are kept as written and the logs show the text used. Text in a script the model cannot read fails. false: the text goes to the model exactly as written, unchecked.",
+            default=True,
+        ),
+        disable_safety_checker: bool = Input(
+            description="Skip the Stable Diffusion safety checker, which otherwise checks tier 3's start frame and a sample of every video's frames, and refuses a flagged clip with no output.",
+            default=False,
+        ),
     ) -> Path:
         # Every input by name, as sent: at the first statement, locals() holds just the parameters.
         inputs = dict(locals())

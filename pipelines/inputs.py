@@ -25,7 +25,7 @@ MAX_SEED = 2**32 - 1
 INPUT_NAMES = (
     "tier", "prompt", "negative_prompt", "num_frames", "width", "height", "fps",
     "num_inference_steps", "guidance_scale", "seed", "output_format", "image", "motion_bucket_id",
-    "noise_aug_strength",
+    "noise_aug_strength", "translate_prompt", "disable_safety_checker",
 )
 
 # What a left-out (or null) input becomes when it is the same for every tier.
@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = dict(
     tier=2, prompt="", negative_prompt="", seed=None, output_format="mp4", image=None,
     motion_bucket_id=127,  # SVD 1.1 was fine-tuned at 127
     noise_aug_strength=0.02,  # diffusers' default for SVD
+    translate_prompt=True,  # Thai to English (pipelines/prompts.py)
+    disable_safety_checker=False,  # the checker runs unless a caller turns it off (pipelines/safety.py)
 )
 # Tier 2: AnimateDiff v3 on SD 1.5, which was trained at 512×512 and 16 frames (the motion module
 # has positions for at most 32). Tier 3: SVD-XT 1.1 was fine-tuned for 25 frames at 1024×576 and
@@ -83,6 +85,8 @@ class VideoRequest:
     noise_aug_strength: float = 0.02
     image: Any = None  # as sent (URL, data URI or cog.Path); pipelines.images reads it
     seed_was_random: bool = field(default=False, compare=False)
+    translate_prompt: bool = True
+    disable_safety_checker: bool = False
 
 
 def _describe(value: Any) -> str:
@@ -114,6 +118,13 @@ def _check_float(name: str, value: Any, low: float, high: float) -> float:
     if not low <= value <= high:
         raise InputError(f"{name} must be from {low} to {high}; got {value}")
     return float(value)
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    # Only true or false: 1, "true" or "no" would be a guess at what the caller meant.
+    if not isinstance(value, bool):
+        raise InputError(f"{name} must be true or false; got {_describe(value)}")
+    return value
 
 
 def _check_text(name: str, value: Any) -> str:
@@ -185,4 +196,6 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         noise_aug_strength=in_range("noise_aug_strength"),
         image=image,
         seed_was_random=seed_was_random,
+        translate_prompt=_check_bool("translate_prompt", given("translate_prompt")),
+        disable_safety_checker=_check_bool("disable_safety_checker", given("disable_safety_checker")),
     )

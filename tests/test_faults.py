@@ -18,7 +18,7 @@ from pipelines.progress import Progress
 
 SMALL = dict(tier=2, prompt="a kite over a beach", negative_prompt="", num_frames=8, width=64, height=64,
              fps=8, num_inference_steps=3, guidance_scale=7.5, seed=7, output_format="mp4", image=None,
-             motion_bucket_id=127, noise_aug_strength=0.02)
+             motion_bucket_id=127, noise_aug_strength=0.02, translate_prompt=True, disable_safety_checker=False)
 
 
 @pytest.fixture(scope="module")
