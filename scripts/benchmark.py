@@ -34,10 +34,11 @@ sys.path.insert(0, str(REPO))
 from make_tiny_weights import make_tiny_weights, write_weights  # noqa: E402
 
 from pipelines.common import Device, pick_device  # noqa: E402
+from pipelines.images import fit_to_size  # noqa: E402
 from pipelines.inputs import resolve_request  # noqa: E402
 from pipelines.progress import Progress  # noqa: E402
 from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo  # noqa: E402
-from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo  # noqa: E402
+from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo, keyframe_size  # noqa: E402
 from pipelines.video import to_uint8, write_video  # noqa: E402
 from weights import VERIFIED_CACHE, WEIGHT_SETS, required_files, verify_weights, write_lock  # noqa: E402
 
@@ -127,9 +128,12 @@ def stock_tier3(weights_dir: Path, device: Device):
         pipeline.set_progress_bar_config(disable=True)
 
     def run(request):
-        keyframe = sdxl(prompt=request.prompt, height=request.height, width=request.width,
+        # The same keyframe rule as ours: SDXL's training size for the aspect ratio, fitted to the video.
+        width, height = keyframe_size(request.width, request.height, sdxl.default_sample_size * sdxl.vae_scale_factor)
+        keyframe = sdxl(prompt=request.prompt, height=height, width=width,
                         num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale,
                         generator=torch.Generator("cpu").manual_seed(request.seed)).images[0]
+        keyframe = fit_to_size(keyframe, request.width, request.height)
         return svd(image=keyframe, height=request.height, width=request.width, num_frames=request.num_frames,
                    num_inference_steps=request.num_inference_steps, fps=request.fps,
                    motion_bucket_id=request.motion_bucket_id, noise_aug_strength=request.noise_aug_strength,
