@@ -21,6 +21,7 @@ from cog import BaseRunner, Input, Path
 from pipelines.common import check_gpu, free_memory, pick_device, release_freed_heap, require_usable_gpu
 from pipelines.inputs import VideoRequest, resolve_request
 from pipelines.progress import Progress
+from pipelines.prompts import PromptTranslator
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo
 from pipelines.video import to_uint8, write_video
@@ -58,6 +59,9 @@ class Runner(BaseRunner):
             # Tier 2's CLIP ViT-L text encoder also serves SDXL when its weights are identical.
             3: KeyframeToVideo.load(directory, self.device, clip_l=text_to_video.pipeline.text_encoder),
         }
+        # Thai prompts to English for both tiers, judged by the vocabulary of the CLIP tokenizer
+        # both tiers read with.
+        self.translator = PromptTranslator.load(directory, self.device, text_to_video.pipeline.tokenizer)
         self._previous_output: LocalPath | None = None
         print(
             f"Loaded tiers 2 and 3 from {directory} on {self.device.torch_device} ({self.device.dtype}) "
@@ -203,6 +207,8 @@ class Runner(BaseRunner):
         return True
 
     def _make_video(self, request: VideoRequest, path: LocalPath) -> LocalPath:
+        # The text the models read: English, with Thai parts translated (or a refusal).
+        request = self.translator.prepare(request)
         pipeline = self.tiers[request.tier]
         progress = Progress(pipeline.progress_units(request) + request.num_frames)
         try:
