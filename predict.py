@@ -22,6 +22,7 @@ from pipelines.common import check_gpu, free_memory, pick_device, release_freed_
 from pipelines.inputs import VideoRequest, resolve_request
 from pipelines.progress import Progress
 from pipelines.prompts import PromptTranslator
+from pipelines.safety import SafetyChecker
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo
 from pipelines.video import to_uint8, write_video
@@ -59,9 +60,10 @@ class Runner(BaseRunner):
             # Tier 2's CLIP ViT-L text encoder also serves SDXL when its weights are identical.
             3: KeyframeToVideo.load(directory, self.device, clip_l=text_to_video.pipeline.text_encoder),
         }
-        # Thai prompts to English for both tiers, judged by the vocabulary of the CLIP tokenizer
-        # both tiers read with.
+        # Shared by both tiers: Thai prompts to English (judged by the vocabulary of the CLIP
+        # tokenizer both tiers read with), and the safety checker on what the video shows.
         self.translator = PromptTranslator.load(directory, self.device, text_to_video.pipeline.tokenizer)
+        self.safety_checker = SafetyChecker.load(directory, self.device)
         self._previous_output: LocalPath | None = None
         print(
             f"Loaded tiers 2 and 3 from {directory} on {self.device.torch_device} ({self.device.dtype}) "
@@ -211,13 +213,20 @@ class Runner(BaseRunner):
         request = self.translator.prepare(request)
         pipeline = self.tiers[request.tier]
         progress = Progress(pipeline.progress_units(request) + request.num_frames)
+        checking = not request.disable_safety_checker
+        if not checking:
+            print("Safety checker: off (disable_safety_checker=true).", flush=True)
+        # Tier 3's start frame is checked before SVD animates it.
+        hooks = {"check_start_frame": self.safety_checker.check_start_frame} if checking and request.tier == 3 else {}
         try:
-            frames = to_uint8(pipeline.generate(request, progress))
+            frames = to_uint8(pipeline.generate(request, progress, **hooks))
         except torch.OutOfMemoryError as error:
             raise GenerationError(
                 f"out of GPU memory at {request.num_frames} frames {request.width}×{request.height} "
                 f"(tier {request.tier}): lower num_frames or the size"
             ) from error
+        if checking:
+            self.safety_checker.check_frames(frames)  # before anything is encoded
         return write_video(
             frames,
             path,

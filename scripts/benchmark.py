@@ -79,6 +79,11 @@ def build_full_size_models(device: Device) -> dict:
     def build(key):
         entry = configs[key]
         module_name, class_name = entry["class"].split(".")
+        if class_name == "StableDiffusionSafetyChecker":  # not exported at diffusers' top level; takes a CLIPConfig
+            from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+
+            with torch.device(device.torch_device):
+                return StableDiffusionSafetyChecker(transformers.CLIPConfig(**entry["config"])).to(device.dtype)
         cls = getattr({"diffusers": diffusers, "transformers": transformers}[module_name], class_name)
         with torch.device(device.torch_device):
             if module_name == "transformers":
@@ -89,7 +94,8 @@ def build_full_size_models(device: Device) -> dict:
 
     clip_l = build("sd15_text_encoder")  # SDXL's first encoder is the same CLIP ViT-L
     return {
-        "sd15": {"unet": build("sd15_unet"), "vae": build("sd15_vae"), "text_encoder": clip_l},
+        "sd15": {"unet": build("sd15_unet"), "vae": build("sd15_vae"), "text_encoder": clip_l,
+                 "safety_checker": build("sd15_safety_checker")},
         "animatediff": {"adapter": build("animatediff_v3_motion_adapter")},
         "sdxl": {"unet": build("sdxl_unet"), "text_encoder": clip_l, "text_encoder_2": build("sdxl_text_encoder_2"),
                  "fp16_fix_vae": build("sdxl_vae_fp16_fix")},

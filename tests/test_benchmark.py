@@ -51,3 +51,4 @@ def test_full_size_models_are_the_real_architectures():
     assert millions["sdxl.fp16_fix_vae"] == millions["sd15.vae"] == 83.7
     assert round((counts["sd15.unet"] + counts["animatediff.adapter"]) / 1e6, 1) == 1276.7  # UNetMotionModel
     assert models["sdxl"]["text_encoder"] is models["sd15"]["text_encoder"]
+    assert millions["sd15.safety_checker"] == 304.0  # CLIP ViT-L/14's image tower: 608 MB in fp16, as published
