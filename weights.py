@@ -134,9 +134,10 @@ WEIGHT_SETS: dict[str, WeightSet] = {
         tier=3,
     ),
     # Thai to English for prompts (pipelines/prompts.py), used by both tiers and fetched with tier 2.
-    # The repository's main branch holds only pickles (pytorch_model.bin, tf_model.h5); its
-    # safetensors exist on the pull request the Hub's conversion bot opened, refs/pr/3 ("Adding
-    # `safetensors` variant of this model", SFconvertbot, 24 Aug 2023), whose commit is pinned here.
+    # The repository's main branch holds its weights as pytorch_model.bin (a pickle) and
+    # tf_model.h5; its safetensors exist on the pull request the Hub's conversion bot opened,
+    # refs/pr/3 ("Adding `safetensors` variant of this model", SFconvertbot, 24 Aug 2023), whose
+    # commit is pinned here.
     "opus_mt_th_en": WeightSet(
         folder="opus-mt-th-en",
         repo="Helsinki-NLP/opus-mt-th-en",
