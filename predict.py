@@ -23,6 +23,8 @@ from pipelines.common import check_gpu, free_memory, pick_device, release_freed_
 from pipelines.inputs import VideoRequest, resolve_request
 from pipelines.interpolation import interpolate
 from pipelines.progress import Progress
+from pipelines.prompts import PromptTranslator
+from pipelines.safety import SafetyChecker
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo
 from pipelines.video import to_uint8, write_video
@@ -62,6 +64,10 @@ class Runner(BaseRunner):
             # Tier 2's CLIP ViT-L text encoder also serves SDXL when its weights are identical.
             3: KeyframeToVideo.load(directory, self.device, clip_l=text_to_video.pipeline.text_encoder),
         }
+        # Shared by both tiers: Thai prompts to English (judged by the vocabulary of the CLIP
+        # tokenizer both tiers read with), and the safety checker on what the video shows.
+        self.translator = PromptTranslator.load(directory, self.device, text_to_video.pipeline.tokenizer)
+        self.safety_checker = SafetyChecker.load(directory, self.device)
         self._previous_output: LocalPath | None = None
         print(
             f"Loaded tiers 2 and 3 from {directory} on {self.device.torch_device} ({self.device.dtype}) "
@@ -195,6 +201,14 @@ class Runner(BaseRunner):
             ge=1,
             le=60,
         ),
+        translate_prompt: bool = Input(
+            description="Translate the Thai in prompt and negative_prompt to English before the model reads them; other parts are kept as written and the logs show the text used. Text in a script the model cannot read fails. false: the text goes to the model exactly as written, unchecked.",
+            default=True,
+        ),
+        disable_safety_checker: bool = Input(
+            description="Skip the Stable Diffusion safety checker, which otherwise checks tier 3's start frame and a sample of every video's frames, and refuses a flagged clip with no output.",
+            default=False,
+        ),
     ) -> Path:
         # Every input by name, as sent: at the first statement, locals() holds just the parameters.
         inputs = dict(locals())
@@ -225,15 +239,24 @@ class Runner(BaseRunner):
         return True
 
     def _make_video(self, request: VideoRequest, path: LocalPath) -> LocalPath:
+        # The text the models read: English, with Thai parts translated (or a refusal).
+        request = self.translator.prepare(request)
         pipeline = self.tiers[request.tier]
         progress = Progress(pipeline.progress_units(request) + request.output_frames)
+        checking = not request.disable_safety_checker
+        if not checking:
+            print("Safety checker: off (disable_safety_checker=true).", flush=True)
+        # Tier 3's start frame is checked before SVD animates it.
+        hooks = {"check_start_frame": self.safety_checker.check_start_frame} if checking and request.tier == 3 else {}
         try:
-            frames = to_uint8(pipeline.generate(request, progress))
+            frames = to_uint8(pipeline.generate(request, progress, **hooks))
         except torch.OutOfMemoryError as error:
             raise GenerationError(
                 f"out of GPU memory at {request.num_frames} frames {request.width}×{request.height} "
                 f"(tier {request.tier}): lower num_frames or the size"
             ) from error
+        if checking:
+            self.safety_checker.check_frames(frames)  # before anything is encoded or interpolated
         # Film-rate playback: the frames between are made as the encoder takes them (one progress
         # step per frame written, named for the slower of the two), never all held at once.
         stage = "interpolating" if request.output_frames > request.num_frames else "encoding"

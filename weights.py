@@ -52,7 +52,7 @@ class WeightSet:
     tier: int
     # A branch, tag or commit. A branch is resolved to its commit on the first download and the
     # lock records that commit, so every later fetch takes the same files (and the lock pins their
-    # content). No commit is written here: none could be checked against the Hub from here.
+    # content). A commit is written here only where `main` itself will not do (see "opus_mt_th_en").
     revision: str = "main"
 
     def path(self, weights_dir: Path) -> Path:
@@ -74,6 +74,11 @@ WEIGHT_SETS: dict[str, WeightSet] = {
             "unet/diffusion_pytorch_model.fp16.safetensors",
             "vae/config.json",
             "vae/diffusion_pytorch_model.fp16.safetensors",
+            # The Stable Diffusion safety checker published with SD 1.5 (a CLIP ViT-L/14 image
+            # encoder and concept embeddings), run on both tiers' frames: pipelines/safety.py.
+            "feature_extractor/preprocessor_config.json",
+            "safety_checker/config.json",
+            "safety_checker/model.fp16.safetensors",
         ),
         tier=2,
     ),
@@ -153,6 +158,27 @@ WEIGHT_SETS: dict[str, WeightSet] = {
         for move in ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down",
                      "rolling-clockwise", "rolling-anticlockwise")
     },
+    # Thai to English for prompts (pipelines/prompts.py), used by both tiers and fetched with tier 2.
+    # The repository's main branch holds its weights as pytorch_model.bin (a pickle) and
+    # tf_model.h5; its safetensors exist on the pull request the Hub's conversion bot opened,
+    # refs/pr/3 ("Adding `safetensors` variant of this model", SFconvertbot, 24 Aug 2023), whose
+    # commit is pinned here.
+    "opus_mt_th_en": WeightSet(
+        folder="opus-mt-th-en",
+        repo="Helsinki-NLP/opus-mt-th-en",
+        variant=None,  # one fp32 model.safetensors, 307 MB
+        files=(
+            "config.json",
+            "generation_config.json",
+            "model.safetensors",
+            "source.spm",
+            "target.spm",
+            "tokenizer_config.json",
+            "vocab.json",
+        ),
+        tier=2,
+        revision="134b8e85ad253e644c66e30fdfbbf20050a4bc68",
+    ),
 }
 
 

@@ -27,7 +27,7 @@ INPUT_NAMES = (
     "tier", "prompt", "negative_prompt", "num_frames", "width", "height", "fps",
     "num_inference_steps", "guidance_scale", "seed", "output_format", "image", "motion_bucket_id",
     "noise_aug_strength", "draft", "camera_motion", "camera_motion_strength", "prompt_schedule",
-    "interpolate_to_fps",
+    "interpolate_to_fps", "translate_prompt", "disable_safety_checker",
 )
 # camera_motion's choices: none, then the moves that have a motion LoRA (pipelines/draft.py).
 CAMERA_MOTION_CHOICES = (NO_CAMERA_MOTION, *CAMERA_MOTIONS)
@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = dict(
     camera_motion_strength=0.75,  # AnimateDiff-Lightning's model card: motion LoRAs at 0.7-0.8
     prompt_schedule="",  # no schedule: the prompt describes every frame
     interpolate_to_fps=None,  # play at fps, the generated frames only
+    translate_prompt=True,  # Thai to English (pipelines/prompts.py)
+    disable_safety_checker=False,  # the checker runs unless a caller turns it off (pipelines/safety.py)
 )
 # Tier 2: AnimateDiff v3 on SD 1.5, which was trained at 512×512 and 16 frames (the motion module
 # has positions for at most 32; longer clips go through FreeNoise's windows, pipelines/tier2.py).
@@ -109,6 +111,8 @@ class VideoRequest:
     prompt_schedule: tuple[tuple[int, str], ...] = ()
     interpolate_to_fps: int | None = None
     seed_was_random: bool = field(default=False, compare=False)
+    translate_prompt: bool = True
+    disable_safety_checker: bool = False
     draft: bool = False
     camera_motion: str = NO_CAMERA_MOTION
     camera_motion_strength: float = 0.75
@@ -320,6 +324,8 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         prompt_schedule=_check_schedule(schedule_text, num_frames),
         interpolate_to_fps=_check_playback_rate(raw.get("interpolate_to_fps"), fps, output_format),
         seed_was_random=seed_was_random,
+        translate_prompt=_check_bool("translate_prompt", given("translate_prompt")),
+        disable_safety_checker=_check_bool("disable_safety_checker", given("disable_safety_checker")),
     )
     draft = _check_bool("draft", given("draft"))
     camera_motion = _check_choice("camera_motion", given("camera_motion"), CAMERA_MOTION_CHOICES)

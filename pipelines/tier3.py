@@ -2,13 +2,16 @@
 
 Composes diffusers' `StableDiffusionXLPipeline` (with the fp16-fix VAE) and
 `StableVideoDiffusionPipeline`; decodes SVD's latents in chunks itself, so progress can be
-reported per chunk. Keyframe and animation equal the stock pipelines' for the same components,
-inputs and seed (tests/test_tier3_pipeline.py).
+reported per chunk. The keyframe is rendered at SDXL's training resolution for the video's aspect
+ratio and scaled to the video size. Keyframe and animation equal the stock pipelines' for the same
+components, inputs and seed (tests/test_tier3_pipeline.py).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -16,7 +19,7 @@ from diffusers import AutoencoderKL, StableDiffusionXLPipeline, StableVideoDiffu
 from PIL import Image
 
 from pipelines.common import Device, log_prompt_truncation, seeded_generator
-from pipelines.images import load_start_image
+from pipelines.images import fit_to_size, load_start_image
 from pipelines.inputs import VideoRequest
 from pipelines.progress import Progress
 from weights import WEIGHT_SETS
@@ -24,6 +27,31 @@ from weights import WEIGHT_SETS
 # Frames the temporal VAE decodes at once. SVD's decoder attends across the frames of a chunk, so
 # memory grows with it; 8 is what diffusers' SVD docs use to fit 25 frames at 1024×576.
 DECODE_CHUNK_FRAMES = 8
+
+# SDXL was fine-tuned on these (width, height) buckets of about one megapixel, one per aspect ratio
+# from 1:4 to 4:1: Podell et al., "SDXL: Improving Latent Diffusion Models for High-Resolution Image
+# Synthesis" (arXiv:2307.01952), appendix table of the resolutions used for multi-aspect training
+# (section 2.3). Listed at SDXL's base resolution of 1024 pixels.
+SDXL_BUCKETS = (
+    (512, 2048), (512, 1984), (512, 1920), (512, 1856), (576, 1792), (576, 1728), (576, 1664),
+    (640, 1600), (640, 1536), (704, 1472), (704, 1408), (704, 1344), (768, 1344), (768, 1280),
+    (832, 1216), (832, 1152), (896, 1152), (896, 1088), (960, 1088), (960, 1024), (1024, 1024),
+    (1024, 960), (1088, 960), (1088, 896), (1152, 896), (1152, 832), (1216, 832), (1280, 768),
+    (1344, 768), (1344, 704), (1408, 704), (1472, 704), (1536, 640), (1600, 640), (1664, 576),
+    (1728, 576), (1792, 576), (1856, 512), (1920, 512), (1984, 512), (2048, 512),
+)
+SDXL_BASE_RESOLUTION = 1024
+
+
+def keyframe_size(width: int, height: int, base: int = SDXL_BASE_RESOLUTION) -> tuple[int, int]:
+    """The SDXL bucket (width, height) whose aspect ratio is nearest the video's (as a ratio, so
+    2:1 is as far from 1:1 as 1:2), for a model whose base resolution is `base` (1024 for SDXL;
+    the buckets scale with it, in multiples of 8)."""
+    bucket_width, bucket_height = min(
+        SDXL_BUCKETS, key=lambda bucket: abs(math.log((bucket[0] / bucket[1]) / (width / height)))
+    )
+    scale = base / SDXL_BASE_RESOLUTION
+    return 8 * round(bucket_width * scale / 8), 8 * round(bucket_height * scale / 8)
 
 
 def _same_weights(module: torch.nn.Module, other: torch.nn.Module) -> bool:
@@ -78,27 +106,39 @@ class KeyframeToVideo:
         keyframe_steps = 0 if request.image is not None else request.num_inference_steps
         return keyframe_steps + request.num_inference_steps + request.num_frames
 
-    def generate(self, request: VideoRequest, progress: Progress) -> np.ndarray:
+    def generate(self, request: VideoRequest, progress: Progress,
+                 check_start_frame: Callable[[Image.Image, str], None] | None = None) -> np.ndarray:
         # 1. The start frame: the caller's image, read and checked before any model runs, or a
-        #    keyframe rendered by SDXL from the prompt.
+        #    keyframe rendered by SDXL from the prompt and scaled to the video size. Then
+        #    `check_start_frame` (the safety checker) sees it before anything is animated.
         if request.image is not None:
-            keyframe = load_start_image(request.image, request.width, request.height)
+            keyframe, source = load_start_image(request.image, request.width, request.height), "your image"
         else:
-            keyframe = self.render_keyframe(request, progress)
+            keyframe = fit_to_size(self.render_keyframe(request, progress), request.width, request.height)
+            source = "the SDXL keyframe"
+        if check_start_frame is not None:
+            check_start_frame(keyframe, source)
         # 2. Animate it: SVD's denoising loop, stopped before decoding.
         latents = self.animate(keyframe, request, progress)
         # 3. Decode in chunks, with progress per chunk.
         return self.decode(latents, progress)
 
     def render_keyframe(self, request: VideoRequest, progress: Progress) -> Image.Image:
+        """The keyframe at SDXL's training resolution for the video's aspect ratio (the video size
+        itself is well under the megapixel SDXL was trained at: 1024×576 is 0.59 MP)."""
         pipeline = self.keyframe_pipeline
         for tokenizer in (pipeline.tokenizer, pipeline.tokenizer_2):
             log_prompt_truncation(tokenizer, request.prompt, "prompt")
+        # The base resolution the loaded UNet declares, as diffusers uses for SDXL's default size.
+        width, height = keyframe_size(request.width, request.height,
+                                      pipeline.default_sample_size * pipeline.vae_scale_factor)
+        print(f"Keyframe: {width}×{height} (SDXL's training size for this aspect ratio), scaled to "
+              f"{request.width}×{request.height} for the video", flush=True)
         return pipeline(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt or None,
-            height=request.height,
-            width=request.width,
+            height=height,
+            width=width,
             num_inference_steps=request.num_inference_steps,
             guidance_scale=request.guidance_scale,
             generator=seeded_generator(request.seed),

@@ -36,10 +36,11 @@ sys.path.insert(0, str(REPO))
 from make_tiny_weights import CLIP_TOKEN_IDS, make_tiny_weights, write_weights  # noqa: E402
 
 from pipelines.common import Device, pick_device  # noqa: E402
+from pipelines.images import fit_to_size  # noqa: E402
 from pipelines.inputs import resolve_request  # noqa: E402
 from pipelines.progress import Progress  # noqa: E402
 from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo  # noqa: E402
-from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo  # noqa: E402
+from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo, keyframe_size  # noqa: E402
 from pipelines.video import to_uint8, write_video  # noqa: E402
 from weights import VERIFIED_CACHE, WEIGHT_SETS, required_files, verify_weights, write_lock  # noqa: E402
 
@@ -72,7 +73,8 @@ def synchronize(device: Device) -> None:
 
 # Each weight set's components and the docs/model_configs.json entry each is built from.
 FULL_SIZE_SETS = {
-    "sd15": {"unet": "sd15_unet", "vae": "sd15_vae", "text_encoder": "sd15_text_encoder"},
+    "sd15": {"unet": "sd15_unet", "vae": "sd15_vae", "text_encoder": "sd15_text_encoder",
+             "safety_checker": "sd15_safety_checker"},
     "animatediff": {"adapter": "animatediff_v3_motion_adapter"},
     # SDXL's first encoder is the same CLIP ViT-L as SD 1.5's (same config, same seed below).
     "sdxl": {"unet": "sdxl_unet", "text_encoder": "sdxl_text_encoder", "text_encoder_2": "sdxl_text_encoder_2",
@@ -100,8 +102,13 @@ def build_full_size_model(key: str, device: Device) -> torch.nn.Module:
 
     entry = json.loads(CONFIGS.read_text())[key]
     module_name, class_name = entry["class"].split(".")
-    cls = getattr({"diffusers": diffusers, "transformers": transformers}[module_name], class_name)
     torch.manual_seed(0)
+    if class_name == "StableDiffusionSafetyChecker":  # not at diffusers' top level; takes a CLIPConfig
+        from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+
+        with torch.device(device.torch_device), default_dtype(device.dtype):
+            return StableDiffusionSafetyChecker(transformers.CLIPConfig(**entry["config"]))
+    cls = getattr({"diffusers": diffusers, "transformers": transformers}[module_name], class_name)
     with torch.device(device.torch_device), default_dtype(device.dtype):
         if module_name == "transformers":
             config_class = getattr(transformers, class_name.replace("ModelWithProjection", "Config")
@@ -248,9 +255,12 @@ def stock_tier3(weights_dir: Path, device: Device):
         pipeline.set_progress_bar_config(disable=True)
 
     def run(request):
-        keyframe = sdxl(prompt=request.prompt, height=request.height, width=request.width,
+        # The same keyframe rule as ours: SDXL's training size for the aspect ratio, fitted to the video.
+        width, height = keyframe_size(request.width, request.height, sdxl.default_sample_size * sdxl.vae_scale_factor)
+        keyframe = sdxl(prompt=request.prompt, height=height, width=width,
                         num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale,
                         generator=torch.Generator("cpu").manual_seed(request.seed)).images[0]
+        keyframe = fit_to_size(keyframe, request.width, request.height)
         return svd(image=keyframe, height=request.height, width=request.width, num_frames=request.num_frames,
                    num_inference_steps=request.num_inference_steps, fps=request.fps,
                    motion_bucket_id=request.motion_bucket_id, noise_aug_strength=request.noise_aug_strength,

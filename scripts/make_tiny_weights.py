@@ -308,6 +308,144 @@ def make_animatediff_adapter(weights_dir: Path, models: dict | None = None) -> N
     )
 
 
+# The Stable Diffusion safety checker and the Thai-to-English prompt translator (issue 15). Kept
+# apart from the functions above: each writes only its own files into the real layout.
+
+# SD 1.5's feature_extractor/preprocessor_config.json as the repository publishes it (342 bytes):
+# resize the short side to 224, crop the centre 224×224, CLIP's mean and std.
+SAFETY_FEATURE_EXTRACTOR = {
+    "crop_size": 224,
+    "do_center_crop": True,
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_resize": True,
+    "feature_extractor_type": "CLIPFeatureExtractor",
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "resample": 3,
+    "size": 224,
+}
+
+
+def tiny_safety_checker():
+    """The checker's architecture (a CLIP vision tower, a projection, 17 + 3 concept embeddings),
+    tiny. It reads 224×224 inputs with 14-pixel patches, as the real ViT-L/14 does."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig
+
+    tower = dict(hidden_size=TEXT_HIDDEN, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
+    config = CLIPConfig(text_config=tower, vision_config=dict(tower, image_size=224, patch_size=14),
+                        projection_dim=TEXT_HIDDEN)
+    return _seeded(lambda: StableDiffusionSafetyChecker(config))
+
+
+def make_safety_checker(weights_dir: Path, models: dict | None = None, flags_every_image: bool = False) -> None:
+    """SD 1.5's safety_checker/ (fp16 variant) and feature_extractor/ folders.
+
+    The concept embeddings are random, so the thresholds alone decide what is flagged: a cosine
+    similarity is at most 1, so a threshold of 2 never flags and one of -2 flags every image
+    (`flags_every_image`, for the tests that show a flagged clip refused)."""
+    folder = WEIGHT_SETS["sd15"].path(weights_dir)
+    checker = (models or {}).get("safety_checker") or tiny_safety_checker()
+    threshold = -2.0 if flags_every_image else 2.0
+    with torch.no_grad():
+        checker.concept_embeds_weights.fill_(threshold)
+        checker.special_care_embeds_weights.fill_(threshold)
+    checker.to(torch.float16).save_pretrained(folder / "safety_checker", variant="fp16", safe_serialization=True)
+    (folder / "feature_extractor").mkdir(parents=True, exist_ok=True)
+    (folder / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(SAFETY_FEATURE_EXTRACTOR, indent=2))
+
+
+# A few shot descriptions a Thai screenwriter might type, and English ones, for the tiny
+# sentencepiece vocabularies; the last Thai line is the alphabet, so any Thai text tokenizes into
+# known pieces. Their meaning is irrelevant: the tiny model translates nothing.
+THAI_TEXT = (
+    "ฉากกลางคืน ฝนตกบนถนนในเมือง",
+    "ชายคนหนึ่งเดินไปตามชายหาดตอนพระอาทิตย์ตก",
+    "เด็กผู้หญิงวิ่งในทุ่งดอกไม้",
+    "แมวสีดำนั่งอยู่บนหลังคา",
+    "รถไฟแล่นผ่านภูเขาที่มีหมอก",
+    "ตลาดน้ำตอนเช้า เรือเต็มไปด้วยผลไม้",
+    "ภาพระยะใกล้ของใบหน้าผู้หญิงที่กำลังร้องไห้",
+    "กล้องเคลื่อนช้าๆ ผ่านห้องที่ว่างเปล่า",
+    "กขฃคฅฆงจฉชซฌญฎฏฐฑฒณดตถทธนบปผฝพฟภมยรลวศษสหฬอฮ ะัาำิีึืุูเแโใไๅ็่้๊๋์ ๐๑๒๓๔๕๖๗๘๙ ฯๆ฿",
+)
+ENGLISH_TEXT = (
+    "night scene, rain on a city street",
+    "a man walks along the beach at sunset",
+    "a girl runs through a field of flowers",
+    "a black cat sits on a roof",
+    "a train passes through misty mountains",
+    "a floating market in the morning, boats full of fruit",
+    "close-up of a woman's face, crying",
+    "the camera moves slowly through an empty room",
+)
+TRANSLATOR_MAX_LENGTH = 12  # the real generation_config says 512; a tiny model has nothing to say
+
+
+def _train_sentencepiece(lines, vocab_size: int) -> bytes:
+    import io
+
+    import sentencepiece
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size, model_type="unigram",
+        character_coverage=1.0, hard_vocab_limit=False, num_threads=1, minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def make_translator(weights_dir: Path) -> None:
+    """Helsinki-NLP/opus-mt-th-en's files: MarianMT config and weights, a sentencepiece model per
+    language trained here, the shared vocab.json (</s> first, <pad> last, as in OPUS-MT)."""
+    import sentencepiece
+    from transformers import GenerationConfig, MarianConfig, MarianMTModel
+
+    folder = WEIGHT_SETS["opus_mt_th_en"].path(weights_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    source, target = _train_sentencepiece(THAI_TEXT, 128), _train_sentencepiece(ENGLISH_TEXT, 128)
+    (folder / "source.spm").write_bytes(source)
+    (folder / "target.spm").write_bytes(target)
+    pieces = ["</s>", "<unk>"]
+    english = set()
+    for model, is_target in ((source, False), (target, True)):
+        processor = sentencepiece.SentencePieceProcessor(model_proto=model)
+        for index in range(processor.get_piece_size()):
+            piece = processor.id_to_piece(index)
+            if processor.is_control(index) or processor.is_unknown(index):
+                continue
+            english |= {piece} if is_target else set()
+            if piece not in pieces:
+                pieces.append(piece)
+    pieces.append("<pad>")
+    vocab = {piece: index for index, piece in enumerate(pieces)}
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=2))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"target_lang": "en", "source_lang": "th"}))
+
+    pad = vocab["<pad>"]
+    config = MarianConfig(
+        vocab_size=len(vocab), decoder_vocab_size=len(vocab), d_model=32, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+        max_position_embeddings=512, activation_function="swish", scale_embedding=True,
+        share_encoder_decoder_embeddings=True, pad_token_id=pad, decoder_start_token_id=pad, eos_token_id=0,
+        forced_eos_token_id=0, bos_token_id=0,
+        # Wide random weights, so what a random model writes depends on what it reads.
+        init_std=1.0,
+    )
+    model = _seeded(lambda: MarianMTModel(config))
+    with torch.no_grad():
+        # Only English pieces come out, as from a trained th-en model, and never an early end
+        # (</s> is forced at max_length): a random model would otherwise echo Thai or say nothing.
+        model.final_logits_bias[0, [i for piece, i in vocab.items() if piece not in english]] = -1e4
+    # The keys of OPUS-MT's generation_config.json (renormalize_logits since transformers #4290).
+    model.generation_config = GenerationConfig(
+        bad_words_ids=[[pad]], bos_token_id=0, decoder_start_token_id=pad, eos_token_id=0, forced_eos_token_id=0,
+        max_length=TRANSLATOR_MAX_LENGTH, num_beams=4, pad_token_id=pad, renormalize_logits=True,
+    )
+    model.save_pretrained(folder, safe_serialization=True)
+
+
 # AnimateDiff's motion LoRAs are rank 64 in fp32: the README of guoyww/AnimateDiff lists 19 M
 # parameters and 74 MB (MiB) per LoRA, which is rank 64 on the 8 attention projections (q, k, v,
 # out of attn1 and attn2) of every motion module, the v2 mid block's included.
@@ -367,8 +505,15 @@ def make_motion_loras(weights_dir: Path) -> None:
 
 # The function that writes each weight set (scripts/rehearse.py writes them one at a time), then
 # those made from sets already written, at their size (the draft motion module and its LoRAs).
-WRITERS = {"sd15": make_sd15, "animatediff": make_animatediff_adapter, "sdxl": make_sdxl, "svd": make_svd}
-DERIVED_WRITERS = (make_animatediff_lightning, make_motion_loras)
+def make_sd15_with_safety_checker(weights_dir: Path, models: dict | None = None) -> None:
+    make_sd15(weights_dir, models)
+    make_safety_checker(weights_dir, models)
+
+
+# The translator is always the tiny one (scripts/rehearse.py builds no full-size MarianMT).
+WRITERS = {"sd15": make_sd15_with_safety_checker, "animatediff": make_animatediff_adapter, "sdxl": make_sdxl,
+           "svd": make_svd}
+DERIVED_WRITERS = (make_animatediff_lightning, make_motion_loras, make_translator)
 
 
 def write_weights(weights_dir: Path, models: dict[str, dict] | None = None) -> None:

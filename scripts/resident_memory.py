@@ -37,6 +37,9 @@ COMPONENTS = {
     ("animatediff", "adapter"): (2, "AnimateDiff v3 motion modules (in the UNet)"),
     ("sd15", "vae"): (2, "SD 1.5 VAE"),
     ("sd15", "text_encoder"): (2, "CLIP ViT-L text encoder (shared with SDXL)"),
+    # Loaded once in setup and run on both tiers' frames (pipelines/safety.py); listed under tier 2,
+    # whose weight set it comes from.
+    ("sd15", "safety_checker"): (2, "SD safety checker (CLIP ViT-L/14 image encoder)"),
     ("sdxl", "text_encoder"): (3, "SDXL text encoder 1 = the same CLIP ViT-L"),
     ("sdxl", "unet"): (3, "SDXL base UNet"),
     ("sdxl", "text_encoder_2"): (3, "SDXL text encoder 2 (OpenCLIP bigG)"),

@@ -37,10 +37,10 @@ def declared_inputs() -> dict[str, DeclaredInput]:
 
 
 # What the schema's JSON types accept, as coglet 0.23.1 validates them (seen through its server,
-# tests/test_server.py): JSON has one number type, so 16.0 is an "integer"; true is not a number;
-# and null is refused for every input, Optional ones included (coglet does not honour OpenAPI's
-# `nullable`): a caller leaves an input out rather than sending null. A boolean takes true and
-# false only.
+# tests/test_server.py): JSON has one number type, so 16.0 is an "integer"; true is not a number,
+# and a "boolean" is true or false only (not 1, not "true"); and null is refused for every input,
+# Optional ones included (coglet does not honour OpenAPI's `nullable`): a caller leaves an input
+# out rather than sending null.
 def _json_type_accepts(declared_type: type, value) -> bool:
     if declared_type is bool:
         return isinstance(value, bool)

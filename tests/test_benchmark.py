@@ -50,6 +50,7 @@ def test_full_size_models_are_the_real_architectures():
     assert millions["sdxl.text_encoder_2"] == 694.7 and millions["sdxl.text_encoder"] == 123.1
     assert millions["svd.image_encoder"] == 632.1 and millions["svd.vae"] == 97.7
     assert millions["sdxl.fp16_fix_vae"] == millions["sd15.vae"] == 83.7
+    assert millions["sd15.safety_checker"] == 304.0  # CLIP ViT-L/14's image tower: 608 MB in fp16, as published
     assert round((counts["sd15.unet"] + counts["animatediff.adapter"]) / 1e6, 1) == 1276.7  # UNetMotionModel
     assert models["sdxl"]["text_encoder"] is models["sd15"]["text_encoder"]
 

@@ -16,11 +16,14 @@ from cog import CancelationException
 
 import predict
 from pipelines.progress import Progress
+from pipelines.prompts import PromptTranslator
+from pipelines.safety import SafetyChecker
 
 SMALL = dict(tier=2, prompt="a kite over a beach", negative_prompt="", num_frames=8, width=64, height=64,
              fps=8, num_inference_steps=3, guidance_scale=7.5, seed=7, output_format="mp4", image=None,
              motion_bucket_id=127, noise_aug_strength=0.02, draft=False, camera_motion="none",
-             camera_motion_strength=0.75, prompt_schedule="", interpolate_to_fps=None)
+             camera_motion_strength=0.75, prompt_schedule="", interpolate_to_fps=None, translate_prompt=True,
+             disable_safety_checker=False)
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +111,35 @@ def live_tensors() -> tuple[int, int, int]:
 def state_of(runner) -> list:
     """What a prediction must leave as it found it: each pipeline's scheduler, dtypes and eval
     mode, torch's grad and inference modes (entered by the pipelines' decorators), the draft's
-    motion modules and LoRAs, and tier 2's UNet as it was before FreeNoise (the very same modules,
-    and FreeNoise off)."""
+    motion modules and LoRAs, tier 2's UNet as it was before FreeNoise (the very same modules, and
+    FreeNoise off), and the translator's and the safety checker's modes."""
     tier2 = runner.tiers[2].pipeline
+    translator, checker = runner.translator.model, runner.safety_checker.checker
     return [torch.is_grad_enabled(), torch.is_inference_mode_enabled(), draft_state(runner), tier2.free_noise_enabled,
             [id(module) for module in tier2.unet.modules()]] + [
         (dict(pipeline.scheduler.config), pipeline.unet.dtype, pipeline.vae.dtype,
          pipeline.unet.training, pipeline.vae.training)
-        for pipeline in pipelines_of(runner)]
+        for pipeline in pipelines_of(runner)] + [
+        (translator.dtype, translator.training, translator.generation_config.to_dict()),
+        (checker.dtype, checker.training)]
+
+
+def fail_in(method, error: BaseException):
+    """Our own step `method` (the translation, the safety check) raising `error` once it ran."""
+    def failing(self, *args, **kwargs):
+        method(self, *args, **kwargs)
+        raise error
+
+    return failing
+
+
+# Our own steps outside the progress bar: (class, method, inputs).
+OWN_STEPS = {
+    "translating": (PromptTranslator, "translate", dict(SMALL, prompt="ว่าวเหนือชายหาด, golden hour")),
+    "tier2-safety-check": (SafetyChecker, "flagged", SMALL),
+    "tier3-start-frame-check": (SafetyChecker, "check_start_frame", dict(SMALL, tier=3, width=128, height=64, fps=6,
+                                                                       guidance_scale=5.0)),
+}
 
 
 def draft_state(runner) -> tuple[bool, int, bool]:
@@ -132,14 +156,19 @@ def draft_state(runner) -> tuple[bool, int, bool]:
 
 
 def fails_cleanly(runner, inputs, fault: BaseException, stage: str, after: int, expected: type) -> BaseException:
-    """Run `inputs` with `fault` raised at `stage`, then check what the failure left: no new file,
-    the pipelines as they were, and, while the error is still held (as Cog holds it to report
-    it), no tensor of the failed run alive. Returns the error that reached the caller."""
+    """Run `inputs` with `fault` raised at `stage` (a progress stage, or one of OWN_STEPS), then
+    check what the failure left: no new file, the pipelines as they were, and, while the error is
+    still held (as Cog holds it to report it), no tensor of the failed run alive. Returns the error
+    that reached the caller."""
     reference = frames_of(runner.run(**inputs))
     state, before, dirs = state_of(runner), live_tensors(), output_dirs()
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Progress, "advance", fail_on(stage, fault, after))
+        if stage in OWN_STEPS:
+            owner, name, _ = OWN_STEPS[stage]
+            patch.setattr(owner, name, fail_in(getattr(owner, name), fault))
+        else:
+            patch.setattr(Progress, "advance", fail_on(stage, fault, after))
         with pytest.raises(expected) as raised:
             runner.run(**inputs)
 
@@ -164,6 +193,13 @@ def test_cancel_in_any_stage_propagates_leaves_nothing_and_pipelines_unchanged(r
 def test_an_error_in_any_stage_fails_cleanly(runner, inputs, stage, after):
     error = fails_cleanly(runner, inputs, RuntimeError("disk full"), stage, after, RuntimeError)
     assert str(error) == "disk full"
+
+
+@pytest.mark.parametrize("step", sorted(OWN_STEPS))
+def test_a_cancel_in_the_translation_or_the_safety_check_fails_cleanly(runner, step):
+    # (An error takes the same path out of run() as a cancel; the stages above show both.)
+    cancel = CancelationException()
+    assert fails_cleanly(runner, OWN_STEPS[step][2], cancel, step, 1, CancelationException) is cancel
 
 
 GPU_STAGES = [(inputs, stage, after) for inputs, stage, after in STAGES if stage not in ("encoding", "interpolating")]

@@ -218,6 +218,22 @@ def test_fetch_from_the_hub_at_one_commit_recorded_in_the_lock(host, tmp_path):
     assert verify_weights(destination, tier=3) == 0
 
 
+def test_a_set_pinned_to_a_commit_is_fetched_at_that_commit_whatever_main_is(host, tmp_path):
+    """opus-mt-th-en's safetensors exist only on a pull request's commit (main holds pickles): the
+    manifest names that commit, and every file of the set comes from it and is locked to it."""
+    pinned = WEIGHT_SETS["opus_mt_th_en"]
+    destination = tmp_path / "weights"
+    fetched = fetch_missing(destination, tier=2, endpoint=host.url, **quiet())
+    ours = [name for name in fetched if name.startswith(f"{pinned.folder}/")]
+    assert len(ours) == len(pinned.files) and pinned.revision != host.main_commit
+    assert [p for p in host.paths() if p.startswith(f"/api/models/{pinned.repo}/")] == [
+        f"/api/models/{pinned.repo}/revision/{pinned.revision}"]
+    files = [path for path in host.paths() if path.startswith(f"/{pinned.repo}/resolve/")]
+    assert len(files) == 2 * len(ours) and all(f"/resolve/{pinned.revision}/" in path for path in files)
+    lock = read_lock(destination)
+    assert {lock[name]["revision"] for name in ours} == {pinned.revision}
+
+
 def test_a_first_hub_download_must_match_the_hubs_published_sha256(host, tmp_path):
     bad = f"{WEIGHT_SETS['animatediff'].folder}/diffusion_pytorch_model.safetensors"
     host.corrupt.add(bad)  # the bytes that arrive differ from what the Hub says the file is

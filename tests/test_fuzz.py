@@ -7,10 +7,12 @@ properties, which scripts/reliability.py tallies in docs/RELIABILITY.md."""
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from transformers import CLIPTokenizer
 
+from make_tiny_weights import _byte_to_unicode, write_clip_tokenizer
 from pipelines.images import load_start_image
 from pipelines.inputs import CAMERA_MOTION_CHOICES, InputError, playback_rates, resolve_request
+from pipelines.prompts import MIN_READABLE_SHARE
 from cog_server import REFUSED_BY_SCHEMA, refused_fields
 from tests.declared_inputs import declared_inputs, refused_by_schema
 
@@ -30,6 +34,8 @@ NASTY_TEXT = {
     "\u202eevil\u202c": "right-to-left", "\x00nul": "control characters", "a" * 5000: "5000 characters",
     "word " * 300: "far past CLIP's 77 tokens", "../../etc/passwd": "path-like", "file:///etc/passwd": "path-like",
     "{{7*7}}": "template or SQL", "'; DROP TABLE videos; --": "template or SQL",
+    "ฉากกลางคืน ฝนตกบนถนนในเมือง": "Thai", "ฉากกลางคืน, neon signs, ฝนตก": "Thai mixed with English",
+    "Ночная сцена, дождь на улице": "a script CLIP cannot read",
 }
 # JSON has no NaN or Infinity (test_inputs.py checks those against resolve_request directly).
 WRONG_TYPES = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False),
@@ -86,6 +92,8 @@ CHEAP_VALID = {
                                         "0: 🎬 | 3: مشهد | 7: \u202eevil\u202c"]),
     # A multiple of fps (at most 3×, to stay cheap), made a rate in requests_to_send.
     "interpolate_to_fps": st.sampled_from([1, 1, 2, 3]),
+    "translate_prompt": st.booleans(),
+    "disable_safety_checker": st.booleans(),  # the tiny checker never flags: both succeed
 }
 
 
@@ -133,11 +141,42 @@ def expected_outcome(inputs: dict, schema: bool = False) -> str:
         return "Cog"  # run() has no such parameter: Cog refuses it, naming it
     try:
         request = resolve_request(inputs)
+    except InputError as error:
+        return str(error).split()[0]
+    if request.translate_prompt and (request.tier == 2 or request.image is None):  # the text a model reads
+        for field in ("prompt", "negative_prompt"):
+            if clip_cannot_read(getattr(request, field)):
+                return field
+    try:
         if request.image is not None:
             load_start_image(request.image, request.width, request.height)  # never a file: see below
     except InputError as error:
         return str(error).split()[0]
     return "succeeded"
+
+
+@functools.cache
+def clip_vocabulary() -> frozenset[str]:
+    """The tiny CLIP tokenizer's vocabulary, as scripts/make_tiny_weights.py writes it."""
+    with tempfile.TemporaryDirectory() as folder:
+        write_clip_tokenizer(Path(folder))
+        return frozenset(json.loads((Path(folder) / "vocab.json").read_text()))
+
+
+def is_thai(character: str) -> bool:
+    return "\u0e00" <= character <= "\u0e7f"
+
+
+def clip_cannot_read(text: str) -> bool:
+    """The rule of README "Languages, safety and the keyframe", worked out here from the vocabulary
+    file rather than by pipelines/prompts.py's tokenizer: of the letters other than Thai, after
+    CLIP's normalisation (NFC, lower case), fewer than half are one vocabulary entry (their UTF-8
+    bytes in CLIP's byte alphabet, as a whole word)."""
+    to_unicode = _byte_to_unicode()
+    letters = [c for c in unicodedata.normalize("NFC", text).lower()
+               if unicodedata.category(c).startswith("L") and not is_thai(c)]
+    readable = sum("".join(to_unicode[byte] for byte in c.encode()) + "</w>" in clip_vocabulary() for c in letters)
+    return readable < len(letters) and readable / len(letters) < MIN_READABLE_SHARE
 
 
 def schema_refuses(inputs: dict) -> set[str]:
@@ -158,6 +197,9 @@ def input_classes(inputs: dict) -> list[str]:
         elif name == "image" and value is not None:
             label = next((label for label, known in IMAGES.items() if known == value), None)
             classes.append(f"image: {label}" if label else "image: wrong type")
+        elif spec.type is bool and isinstance(value, bool):
+            if value != spec.field.default:
+                classes.append(f"{name}: {str(value).lower()}")
         elif name == "seed" and value in (0, 2**32 - 1, 2**32) and type(value) is int:
             classes.append({0: "seed: 0", 2**32 - 1: "seed: 2³²−1", 2**32: "seed: 2³² (beyond)"}[value])
         elif value is not None and not _of_type(value, spec.type):
@@ -222,6 +264,9 @@ GUARANTEED = [  # every image class, and the prompts and seeds the issue names, 
     dict(QUICK, tier=2, prompt="word " * 300, seed=0),
     dict(QUICK, tier=2, prompt="🎬🌊🐙" * 40, seed=2**32 - 1),
     dict(QUICK, tier=3, prompt="مشهد على الشاطئ عند الغروب", negative_prompt="\u202eevil\u202c"),
+    dict(QUICK, tier=3, prompt="مشهد على الشاطئ عند الغروب", translate_prompt=False),
+    dict(QUICK, tier=2, prompt="ฉากกลางคืน, neon signs, ฝนตก", negative_prompt="Ночная сцена"),
+    dict(QUICK, tier=3, prompt="ฉากกลางคืน ฝนตกบนถนนในเมือง", disable_safety_checker=True),
     dict(QUICK, tier=2, prompt="a kite", seed=2**32),
     dict(QUICK, tier=2, prompt="a" * 5000),
     dict(QUICK, tier=2, prompt="a kite", prompt_schedule="0: rises | 4: falls", interpolate_to_fps=24),
@@ -265,7 +310,8 @@ def test_any_request_succeeds_or_fails_naming_a_field(each_server, tiny_weights_
         assert result["output"].startswith("data:")
         request = resolve_request({name: value for name, value in inputs.items() if name in DECLARED})
         prompt_read = request.tier == 2 or request.image is None  # SVD alone reads no text
-        if prompt_read and len(tokenizer(request.prompt).input_ids) > tokenizer.model_max_length:
+        translated = request.translate_prompt and any(map(is_thai, request.prompt))  # another text reaches CLIP
+        if prompt_read and not translated and len(tokenizer(request.prompt).input_ids) > tokenizer.model_max_length:
             assert "CLIP reads the first 77" in result["logs"]  # the user is told what was cut
         outcome = "succeeded"
     else:

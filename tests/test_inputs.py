@@ -88,6 +88,10 @@ def test_seed_limits_are_inclusive():
                                      "motion LoRAs for AnimateDiff-Lightning's motion module; got camera_motion='zoom_in' with draft=false"),
         ("camera_motion_strength", 1.6, "camera_motion_strength must be from 0.0 to 1.5; got 1.6"),
         ("camera_motion_strength", True, "camera_motion_strength must be a number from 0.0 to 1.5; got True (bool)"),
+        ("translate_prompt", "yes", "translate_prompt must be true or false; got 'yes' (str)"),
+        ("translate_prompt", 0, "translate_prompt must be true or false; got 0 (int)"),
+        ("disable_safety_checker", "true", "disable_safety_checker must be true or false; got 'true' (str)"),
+        ("disable_safety_checker", 1.0, "disable_safety_checker must be true or false; got 1.0 (float)"),
         ("bogus", 1, "unknown input 'bogus'; the inputs are: tier, prompt, negative_prompt"),
     ],
 )
@@ -192,6 +196,22 @@ def test_an_int_input_refuses_a_fraction_and_text(name):
     for value in (field.ge + 0.5, str(field.ge)):
         with pytest.raises(InputError, match=f"^{name} must be an integer"):
             _checked(name, value)
+
+
+@pytest.mark.parametrize("name", [name for name, d in DECLARED.items() if d.type is bool])
+def test_a_bool_input_takes_true_or_false_and_nothing_that_looks_like_one(name):
+    assert not DECLARED[name].optional
+    for value in (True, False):
+        assert getattr(_checked(name, value), name) is value
+    assert getattr(resolve_request({"prompt": "a fox"}), name) is DEFAULTS[name]  # left out
+    for value in (1, 0, "true", "false", "", [True]):
+        with pytest.raises(InputError, match=f"^{name} must be true or false; got "):
+            _checked(name, value)
+
+
+def test_the_new_switches_default_to_translating_and_checking():
+    request = resolve_request({"prompt": "a fox"})
+    assert request.translate_prompt is True and request.disable_safety_checker is False
 
 
 def test_tier3_takes_an_image_instead_of_a_prompt():

@@ -3,6 +3,7 @@ StableDiffusionXLPipeline and StableVideoDiffusionPipeline (same components, inp
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -15,7 +16,8 @@ from pipelines.common import pick_device
 from pipelines.inputs import resolve_request
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
-from pipelines.tier3 import KeyframeToVideo
+from pipelines.images import fit_to_size
+from pipelines.tier3 import SDXL_BUCKETS, KeyframeToVideo, keyframe_size
 from weights import WEIGHT_SETS
 
 
@@ -41,17 +43,79 @@ def quiet_progress(tier, req):
     return Progress(tier.progress_units(req), stream=io.StringIO())
 
 
-def test_keyframe_equals_stock_sdxl_with_the_fp16_fix_vae(tier3, tiny_weights_dir):
-    req = request()
+def test_keyframe_equals_stock_sdxl_at_the_training_size_for_the_aspect_ratio(tier3, tiny_weights_dir):
+    req = request()  # 128×64, 2:1: SDXL's 1408×704 bucket, halved for the tiny UNet's 512-pixel base
     ours = tier3.render_keyframe(req, quiet_progress(tier3, req))
 
     vae = AutoencoderKL.from_pretrained(WEIGHT_SETS["sdxl_vae"].path(tiny_weights_dir), dtype=torch.float32)
     stock = StableDiffusionXLPipeline.from_pretrained(
         WEIGHT_SETS["sdxl"].path(tiny_weights_dir), vae=vae, variant="fp16", dtype=torch.float32)
-    theirs = stock(prompt=req.prompt, negative_prompt="blurry", height=64, width=128, num_inference_steps=2,
+    theirs = stock(prompt=req.prompt, negative_prompt="blurry", height=352, width=704, num_inference_steps=2,
                    guidance_scale=6.0, generator=torch.Generator("cpu").manual_seed(99)).images[0]
-    assert ours.size == theirs.size == (128, 64)
+    assert ours.size == theirs.size == (704, 352)
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+@pytest.mark.parametrize("video, keyframe", [
+    ((1024, 576), (1344, 768)),  # 16:9, the issue's example
+    ((576, 1024), (768, 1344)),
+    ((512, 512), (1024, 1024)),
+    ((640, 480), (1152, 896)),  # 4:3 = 1.33: 1152×896 is 1.29, 1216×832 is 1.46
+    ((128, 64), (1408, 704)),
+    ((1024, 64), (2048, 512)),  # past SDXL's widest bucket: the widest, then cropped to the video
+])
+def test_the_keyframe_is_sdxls_training_bucket_nearest_the_videos_aspect_ratio(video, keyframe):
+    assert keyframe_size(*video) == keyframe
+    width, height = keyframe
+    assert 0.9e6 < width * height < 1.2e6  # about one megapixel, as SDXL was trained
+
+
+def test_the_buckets_are_the_papers_and_scale_with_the_models_base_resolution():
+    assert len(SDXL_BUCKETS) == 41 and len({w / h for w, h in SDXL_BUCKETS}) == 41
+    assert all((h, w) in SDXL_BUCKETS for w, h in SDXL_BUCKETS)  # portrait mirrors landscape
+    assert keyframe_size(1024, 576, base=512) == (672, 384)  # the tiny UNet: sample_size 64 × 8
+
+
+def test_the_start_frame_is_checked_at_the_video_size_before_anything_is_animated(tier3):
+    req = request(num_frames=8)
+    seen = []
+    tier3.generate(req, quiet_progress(tier3, req), check_start_frame=lambda image, source: seen.append((image, source)))
+    ((image, source),) = seen
+    assert image.size == (128, 64) and source == "the SDXL keyframe"
+
+    class Refused(Exception):
+        pass
+
+    def refuse(image, source):
+        raise Refused(source)
+
+    progress = quiet_progress(tier3, req)
+    with pytest.raises(Refused):
+        tier3.generate(req, progress, check_start_frame=refuse)
+    assert progress.done == req.num_inference_steps  # the keyframe's steps, and no SVD step
+
+    uri = "data:image/png;base64," + base64.b64encode(_png(300, 200)).decode()
+    seen.clear()
+    tier3.generate(request(image=uri, num_frames=8), quiet_progress(tier3, req),
+                   check_start_frame=lambda image, source: seen.append((image, source)))
+    ((image, source),) = seen
+    assert image.size == (128, 64) and source == "your image"
+
+
+def _png(width, height) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 120, 220)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_the_keyframe_is_scaled_to_cover_the_video_and_its_centre_kept(tier3):
+    """What SVD receives from a text prompt: the 1 MP keyframe fitted the way a caller's image is."""
+    req = request(width=96, height=64)  # 3:2: SDXL's 1216×832 bucket (608×416 here)
+    keyframe = tier3.render_keyframe(req, quiet_progress(tier3, req))
+    assert keyframe.size == (608, 416)
+    seen = []
+    tier3.generate(req, quiet_progress(tier3, req), check_start_frame=lambda image, source: seen.append(image))
+    np.testing.assert_array_equal(np.asarray(seen[0]), np.asarray(fit_to_size(keyframe, 96, 64)))
 
 
 def test_animation_equals_stock_svd(tier3, tiny_weights_dir):
