@@ -14,6 +14,7 @@ from pipelines.inputs import resolve_request
 from pipelines.video import to_uint8, write_video
 from tests.declared_inputs import declared_inputs, refused_by_schema
 from tests.test_draft import model_card_frames, model_card_pipeline
+from tests.test_server_reliability import cancel_in_stage
 from tests.video_facts import read_video
 
 DECLARED = declared_inputs()
@@ -69,6 +70,18 @@ def test_a_draft_in_between_leaves_the_standard_clip_byte_identical(server):
     draft = video_of(server.predict({**DRAFT, "camera_motion": "roll_anticlockwise", "camera_motion_strength": 1.5}))
     after = video_of(server.predict(STANDARD))
     assert after == before and draft != before
+
+
+def test_a_camera_move_cancelled_mid_denoising_leaves_the_next_clips_unchanged(server):
+    """Cog's cancel lands between two of the draft's UNet passes, with Lightning's modules in the
+    UNet and the LoRA on: the next plain draft and the next standard clip are as before it."""
+    plain, standard = video_of(server.predict(DRAFT)), video_of(server.predict(STANDARD))
+    # 512×512 × 32 frames: each of the 4 steps takes seconds on tiny weights, time for the cancel.
+    slow = dict(DRAFT, camera_motion="pan_left", width=512, height=512, num_frames=32)
+    final, _ = cancel_in_stage(server, "denoising", slow)
+    assert final["status"] == "canceled" and "Draft (AnimateDiff-Lightning)" in final["logs"]
+    assert video_of(server.predict(DRAFT)) == plain
+    assert video_of(server.predict(STANDARD)) == standard
 
 
 BAD_INPUTS = [
