@@ -147,6 +147,8 @@ def expected_outcome(inputs: dict, schema: bool = False) -> str:
         for field in ("prompt", "negative_prompt"):
             if clip_cannot_read(getattr(request, field)):
                 return field
+        if any(clip_cannot_read(text) for _, text in request.prompt_schedule):  # read like the prompt
+            return "prompt_schedule"
     try:
         if request.image is not None:
             load_start_image(request.image, request.width, request.height)  # never a file: see below
