@@ -19,7 +19,13 @@ from typing import Optional
 import torch
 from cog import BaseRunner, Input, Path
 
-from pipelines.common import check_gpu, free_memory, pick_device, release_freed_heap, require_usable_gpu
+from pipelines.common import (
+    check_gpu,
+    free_memory,
+    pick_device,
+    release_freed_heap,
+    require_usable_gpu,
+)
 from pipelines.inputs import VideoRequest, resolve_request
 from pipelines.interpolation import interpolate
 from pipelines.progress import Progress
@@ -55,18 +61,25 @@ class Runner(BaseRunner):
         directory = weights_dir()
         self.tiny_weights = tiny_weights_info(directory) is not None
         if self.tiny_weights:
-            print(f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.", flush=True)
+            print(
+                f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.",
+                flush=True,
+            )
         for tier in (2, 3):
             self._prepare_weights(directory, tier)
         text_to_video = TextToVideo.load(directory, self.device)
         self.tiers = {
             2: text_to_video,
             # Tier 2's CLIP ViT-L text encoder also serves SDXL when its weights are identical.
-            3: KeyframeToVideo.load(directory, self.device, clip_l=text_to_video.pipeline.text_encoder),
+            3: KeyframeToVideo.load(
+                directory, self.device, clip_l=text_to_video.pipeline.text_encoder
+            ),
         }
         # Shared by both tiers: Thai prompts to English (judged by the vocabulary of the CLIP
         # tokenizer both tiers read with), and the safety checker on what the video shows.
-        self.translator = PromptTranslator.load(directory, self.device, text_to_video.pipeline.tokenizer)
+        self.translator = PromptTranslator.load(
+            directory, self.device, text_to_video.pipeline.tokenizer
+        )
         self.safety_checker = SafetyChecker.load(directory, self.device)
         self._previous_output: LocalPath | None = None
         print(
@@ -79,15 +92,25 @@ class Runner(BaseRunner):
     def _prepare_weights(directory: LocalPath, tier: int) -> None:
         """Use what is present and verified; fetch what is missing (unless HF_HUB_OFFLINE=1)."""
         if missing_files(directory, tier) and os.environ.get("HF_HUB_OFFLINE") != "1":
-            fetch_missing(directory, tier, base_url=os.environ.get(WEIGHTS_URL_ENV),
-                          token=os.environ.get(HF_TOKEN_ENV))
+            fetch_missing(
+                directory,
+                tier,
+                base_url=os.environ.get(WEIGHTS_URL_ENV),
+                token=os.environ.get(HF_TOKEN_ENV),
+            )
         require_weights(directory, tier)
         hashed = verify_weights(directory, tier)
         if hashed is None:
-            print(f"WARNING: no {LOCK_FILE} in {directory}: tier {tier} weights are not verified "
-                  f"(pin them with `python scripts/lock_weights.py {directory}`).", flush=True)
+            print(
+                f"WARNING: no {LOCK_FILE} in {directory}: tier {tier} weights are not verified "
+                f"(pin them with `python scripts/lock_weights.py {directory}`).",
+                flush=True,
+            )
         else:
-            print(f"Tier {tier} weights match {LOCK_FILE} ({hashed} files hashed, others cached).", flush=True)
+            print(
+                f"Tier {tier} weights match {LOCK_FILE} ({hashed} files hashed, others cached).",
+                flush=True,
+            )
 
     # The public interface, declared once. `cog build` reads these `Input(...)`s without importing
     # this file (a static parser: every value must be a literal written here; see
@@ -182,7 +205,17 @@ class Runner(BaseRunner):
         camera_motion: str = Input(
             description="Camera move for a tier 2 draft (draft=true): AnimateDiff's motion LoRA for that move. Other tiers and modes refuse anything but none.",
             default="none",
-            choices=["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "tilt_up", "tilt_down", "roll_clockwise", "roll_anticlockwise"],
+            choices=[
+                "none",
+                "zoom_in",
+                "zoom_out",
+                "pan_left",
+                "pan_right",
+                "tilt_up",
+                "tilt_down",
+                "roll_clockwise",
+                "roll_anticlockwise",
+            ],
         ),
         camera_motion_strength: float = Input(
             description="How strongly the camera move is applied; 0.7–0.8 is what AnimateDiff-Lightning recommends, above 1 is exaggerated.",
@@ -247,7 +280,11 @@ class Runner(BaseRunner):
         if not checking:
             print("Safety checker: off (disable_safety_checker=true).", flush=True)
         # Tier 3's start frame is checked before SVD animates it.
-        hooks = {"check_start_frame": self.safety_checker.check_start_frame} if checking and request.tier == 3 else {}
+        hooks = (
+            {"check_start_frame": self.safety_checker.check_start_frame}
+            if checking and request.tier == 3
+            else {}
+        )
         try:
             frames = to_uint8(pipeline.generate(request, progress, **hooks))
         except torch.OutOfMemoryError as error:
@@ -271,7 +308,10 @@ class Runner(BaseRunner):
 
     def _log_request(self, request: VideoRequest) -> None:
         origin = "random" if request.seed_was_random else "given"
-        print(f"Seed: {request.seed} ({origin}; pass seed={request.seed} to reproduce this video)", flush=True)
+        print(
+            f"Seed: {request.seed} ({origin}; pass seed={request.seed} to reproduce this video)",
+            flush=True,
+        )
         print(
             f"Tier {request.tier}: {request.num_frames} frames at {request.width}×{request.height}, "
             f"{request.fps} fps, {request.num_inference_steps} steps, guidance {request.guidance_scale}",
@@ -285,12 +325,22 @@ class Runner(BaseRunner):
                 flush=True,
             )
         if request.draft:
-            camera = "no camera move" if request.camera_motion == "none" else (
-                f"camera {request.camera_motion} at strength {request.camera_motion_strength}")
-            ignored = ", ".join(f"{name}={value}" for name, value in request.ignored_by_draft.items())
-            print(f"Draft (AnimateDiff-Lightning): {request.num_inference_steps} steps, guidance "
-                  f"{request.guidance_scale}, {camera}; draft ignores num_inference_steps and guidance_scale"
-                  + (f" (sent: {ignored})" if ignored else ""), flush=True)
+            camera = (
+                "no camera move"
+                if request.camera_motion == "none"
+                else (
+                    f"camera {request.camera_motion} at strength {request.camera_motion_strength}"
+                )
+            )
+            ignored = ", ".join(
+                f"{name}={value}" for name, value in request.ignored_by_draft.items()
+            )
+            print(
+                f"Draft (AnimateDiff-Lightning): {request.num_inference_steps} steps, guidance "
+                f"{request.guidance_scale}, {camera}; draft ignores num_inference_steps and guidance_scale"
+                + (f" (sent: {ignored})" if ignored else ""),
+                flush=True,
+            )
         if request.output_frames > request.num_frames:
             print(
                 f"Playing at {request.playback_fps} fps: {request.playback_fps // request.fps - 1} frames made "

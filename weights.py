@@ -155,8 +155,16 @@ WEIGHT_SETS: dict[str, WeightSet] = {
             files=("diffusion_pytorch_model.safetensors",),
             tier=2,
         )
-        for move in ("zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down",
-                     "rolling-clockwise", "rolling-anticlockwise")
+        for move in (
+            "zoom-in",
+            "zoom-out",
+            "pan-left",
+            "pan-right",
+            "tilt-up",
+            "tilt-down",
+            "rolling-clockwise",
+            "rolling-anticlockwise",
+        )
     },
     # Thai to English for prompts (pipelines/prompts.py), used by both tiers and fetched with tier 2.
     # The repository's main branch holds its weights as pytorch_model.bin (a pickle) and
@@ -280,7 +288,10 @@ def write_lock(weights_dir: Path) -> Path:
         path = weights_dir / name
         if path.is_file():
             entry = {"size": path.stat().st_size, "sha256": file_sha256(path)}
-            if previous.get(name, {}).get("sha256") == entry["sha256"] and "revision" in previous[name]:
+            if (
+                previous.get(name, {}).get("sha256") == entry["sha256"]
+                and "revision" in previous[name]
+            ):
                 entry["revision"] = previous[name]["revision"]
             entries[name] = entry
     return _save_lock(weights_dir, entries)
@@ -305,15 +316,21 @@ def verify_weights(weights_dir: Path, tier: int) -> int | None:
     for name in required_files(tier):
         path, expected = weights_dir / name, lock.get(name)
         if expected is None:
-            raise WeightsError(f"{path} is not in {lock_path}; re-run scripts/lock_weights.py after checking it")
+            raise WeightsError(
+                f"{path} is not in {lock_path}; re-run scripts/lock_weights.py after checking it"
+            )
         stat = path.stat()
         if stat.st_size != expected["size"]:
-            raise WeightsError(f"{path} is {stat.st_size} bytes; {lock_path} says {expected['size']}: corrupt or replaced")
+            raise WeightsError(
+                f"{path} is {stat.st_size} bytes; {lock_path} says {expected['size']}: corrupt or replaced"
+            )
         if _still_verified(cache.get(name), path, expected["sha256"]):
             continue
         hashed += 1
         if file_sha256(path) != expected["sha256"]:
-            raise WeightsError(f"{path} does not match its sha256 in {lock_path}: corrupt or replaced")
+            raise WeightsError(
+                f"{path} does not match its sha256 in {lock_path}: corrupt or replaced"
+            )
         cache[name] = _stamp(path, expected["sha256"])
     _write_verified(weights_dir, cache)
     return hashed
@@ -334,7 +351,11 @@ def _still_verified(cached: list | None, path: Path, sha256: str) -> bool:
     size, mtime_ns, _ = now = _stamp(path, sha256)
     if now == cached:
         return True
-    return [size, sha256] == [cached[0], cached[2]] and mtime_ns % 10**9 == 0 and mtime_ns // 10**9 == cached[1] // 10**9
+    return (
+        [size, sha256] == [cached[0], cached[2]]
+        and mtime_ns % 10**9 == 0
+        and mtime_ns // 10**9 == cached[1] // 10**9
+    )
 
 
 def _read_verified(weights_dir: Path) -> dict:
@@ -356,7 +377,9 @@ def write_archive(weights_dir: Path, archive: Path, tier: int | None = None) -> 
     for each in (tier,) if tier else sorted({s.tier for s in WEIGHT_SETS.values()}):
         require_weights(weights_dir, each)
         if verify_weights(weights_dir, each) is None:
-            raise WeightsError(f"{weights_dir} has no {LOCK_FILE}: write it with scripts/lock_weights.py first")
+            raise WeightsError(
+                f"{weights_dir} has no {LOCK_FILE}: write it with scripts/lock_weights.py first"
+            )
     names = list(required_files(tier))
     partial = archive.with_name(archive.name + ".partial")
     with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -410,31 +433,53 @@ def fetch_missing(
         if base_url and _is_archive(base_url):
             _fetch_from_archive(base_url, wanted, weights_dir, lock, fetched, report, progress)
         else:
-            _fetch_each_file(wanted, weights_dir, lock, fetched, base_url, endpoint, token, report, progress)
+            _fetch_each_file(
+                wanted, weights_dir, lock, fetched, base_url, endpoint, token, report, progress
+            )
     finally:
         if fetched:  # what was installed before a failure is recorded, so it is never fetched twice
             _save_lock(weights_dir, lock)
             # Hashed on arrival: the setup that follows need not read them again.
             verified = _read_verified(weights_dir)
-            verified.update({name: _stamp(weights_dir / name, lock[name]["sha256"]) for name in fetched})
+            verified.update(
+                {name: _stamp(weights_dir / name, lock[name]["sha256"]) for name in fetched}
+            )
             _write_verified(weights_dir, verified)
         shutil.rmtree(staging, ignore_errors=True)
     return fetched
 
 
-def _fetch_from_archive(url: str, wanted: list, weights_dir: Path, lock: dict, fetched: list[str], report,
-                        progress: bool) -> None:
+def _fetch_from_archive(
+    url: str,
+    wanted: list,
+    weights_dir: Path,
+    lock: dict,
+    fetched: list[str],
+    report,
+    progress: bool,
+) -> None:
     unpacked = _fetch_archive(url, weights_dir / PARTIAL_DIR, report, progress)
     for weight_set, name in wanted:
         relative = f"{weight_set.folder}/{name}"
         if not (unpacked / relative).is_file():
-            raise WeightsError(f"{_shown(url)} does not contain {relative}; rebuild the archive from a complete weights directory")
+            raise WeightsError(
+                f"{_shown(url)} does not contain {relative}; rebuild the archive from a complete weights directory"
+            )
         _install(unpacked / relative, weights_dir, relative, lock, None)
         fetched.append(relative)
 
 
-def _fetch_each_file(wanted: list, weights_dir: Path, lock: dict, fetched: list[str], base_url: str | None,
-                     endpoint: str | None, token: str | None, report, progress: bool) -> None:
+def _fetch_each_file(
+    wanted: list,
+    weights_dir: Path,
+    lock: dict,
+    fetched: list[str],
+    base_url: str | None,
+    endpoint: str | None,
+    token: str | None,
+    report,
+    progress: bool,
+) -> None:
     """From a mirror folder, or from the Hub at each repository's one commit."""
     staging = weights_dir / PARTIAL_DIR
     snapshots: dict[str, tuple[str, dict[str, str]]] = {}
@@ -449,7 +494,9 @@ def _fetch_each_file(wanted: list, weights_dir: Path, lock: dict, fetched: list[
         else:
             if weight_set.folder not in snapshots:
                 names = [other for owner, other in wanted if owner is weight_set]
-                snapshots[weight_set.folder] = _hub_snapshot(weight_set, names, lock, endpoint, token)
+                snapshots[weight_set.folder] = _hub_snapshot(
+                    weight_set, names, lock, endpoint, token
+                )
             revision, hashes = snapshots[weight_set.folder]
             published = hashes.get(name)
             _download_hub(weight_set, name, revision, partial, staging / ".hub", endpoint, token)
@@ -457,8 +504,14 @@ def _fetch_each_file(wanted: list, weights_dir: Path, lock: dict, fetched: list[
         fetched.append(relative)
 
 
-def _install(source: Path, weights_dir: Path, relative: str, lock: dict, revision: str | None,
-             published: str | None = None) -> None:
+def _install(
+    source: Path,
+    weights_dir: Path,
+    relative: str,
+    lock: dict,
+    revision: str | None,
+    published: str | None = None,
+) -> None:
     """Move a downloaded file into place if it matches the lock; record it if the lock is silent.
     A file new to the lock must at least match the sha256 the Hub publishes for it, if any."""
     size, sha256 = source.stat().st_size, file_sha256(source)
@@ -468,12 +521,18 @@ def _install(source: Path, weights_dir: Path, relative: str, lock: dict, revisio
         raise WeightsError(f"downloaded {relative} does not match {LOCK_FILE}: refused and deleted")
     if expected is None and published is not None and sha256 != published:
         source.unlink()
-        raise WeightsError(f"downloaded {relative} does not match the sha256 the Hub publishes for it: refused and deleted")
+        raise WeightsError(
+            f"downloaded {relative} does not match the sha256 the Hub publishes for it: refused and deleted"
+        )
     target = weights_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, target)
     if expected is None:
-        lock[relative] = {"size": size, "sha256": sha256, **({"revision": revision} if revision else {})}
+        lock[relative] = {
+            "size": size,
+            "sha256": sha256,
+            **({"revision": revision} if revision else {}),
+        }
 
 
 def _is_archive(url: str) -> bool:
@@ -492,7 +551,9 @@ def _fetch_archive(url: str, staging: Path, report, progress: bool) -> Path:
         result = subprocess.run([pget, "-x", url, str(unpacked)], capture_output=True, text=True)
         if result.returncode:
             detail = (result.stderr or result.stdout).strip().replace(url, _shown(url))[-500:]
-            raise WeightsError(f"pget could not fetch {_shown(url)} (exit {result.returncode}): {detail}")
+            raise WeightsError(
+                f"pget could not fetch {_shown(url)} (exit {result.returncode}): {detail}"
+            )
         return unpacked
     report(f"Fetching {_shown(url)} (pget is not on PATH: one stream with resume, then unpacking)")
     archive = staging / "weights.tar"
@@ -520,7 +581,9 @@ def _access_error(status: int, where: str, repo: str | None) -> WeightsError:
             f"that account (a missing or rejected token gives this error)."
         )
     if status in (401, 403):
-        return WeightsError(f"{where}: access refused (HTTP {status}); check that the mirror URL is current (signed URLs expire)")
+        return WeightsError(
+            f"{where}: access refused (HTTP {status}); check that the mirror URL is current (signed URLs expire)"
+        )
     if status == 404:
         return WeightsError(f"{where}: not found (HTTP 404); check the repository and file name")
     return WeightsError(f"{where}: HTTP {status}")
@@ -541,17 +604,26 @@ def _download_url(url: str, partial: Path, progress: bool) -> None:
                     raise _access_error(response.status_code, _shown(url), None)
                 resumed = bool(start) and response.status_code == 206
                 total = int(response.headers.get("Content-Length", 0)) + (start if resumed else 0)
-                with open(partial, "ab" if resumed else "wb") as handle, tqdm(
-                    total=total or None, initial=start if resumed else 0, unit="B", unit_scale=True,
-                    desc=partial.name, disable=not progress,
-                ) as bar:
+                with (
+                    open(partial, "ab" if resumed else "wb") as handle,
+                    tqdm(
+                        total=total or None,
+                        initial=start if resumed else 0,
+                        unit="B",
+                        unit_scale=True,
+                        desc=partial.name,
+                        disable=not progress,
+                    ) as bar,
+                ):
                     for block in response.iter_content(chunk_size=1 << 20):
                         handle.write(block)
                         bar.update(len(block))
             return
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
             last_error = error  # the connection dropped mid-file: resume from what arrived
-    raise WeightsError(f"{_shown(url)}: the download kept breaking off ({DOWNLOAD_TRIES} tries)") from last_error
+    raise WeightsError(
+        f"{_shown(url)}: the download kept breaking off ({DOWNLOAD_TRIES} tries)"
+    ) from last_error
 
 
 @contextlib.contextmanager
@@ -566,42 +638,68 @@ def _hub_errors(where: str, repo: str):
         raise _access_error(status, where, repo) from error
     except WeightsError:
         raise
-    except Exception as error:  # no network, DNS, offline mode, a timeout: the HTTP client's own types
+    except (
+        Exception
+    ) as error:  # no network, DNS, offline mode, a timeout: the HTTP client's own types
         raise WeightsError(
             f"{where}: could not be downloaded ({type(error).__name__}). Pre-fetch with "
             f"scripts/download_weights.py, or set {WEIGHTS_URL_ENV} to a mirror."
         ) from error
 
 
-def _hub_snapshot(weight_set: WeightSet, names: list[str], lock: dict, endpoint: str | None,
-                  token: str | None) -> tuple[str, dict[str, str]]:
+def _hub_snapshot(
+    weight_set: WeightSet, names: list[str], lock: dict, endpoint: str | None, token: str | None
+) -> tuple[str, dict[str, str]]:
     """The one commit a repository's files come from, and the sha256 the Hub publishes for each of
     its large (LFS) files at that commit. The commit is the lock's when it records one, else the
     manifest's revision when that is a commit, else that branch or tag resolved now. The Hub is
     asked only when a commit must be resolved or a file is new to the lock."""
     prefix = f"{weight_set.folder}/"
-    recorded = {entry["revision"] for name, entry in lock.items() if name.startswith(prefix) and "revision" in entry}
+    recorded = {
+        entry["revision"]
+        for name, entry in lock.items()
+        if name.startswith(prefix) and "revision" in entry
+    }
     if len(recorded) > 1:
-        raise WeightsError(f"{LOCK_FILE} records files of {weight_set.repo} from several commits: {sorted(recorded)}")
-    pinned = next(iter(recorded), weight_set.revision if _COMMIT.fullmatch(weight_set.revision) else None)
+        raise WeightsError(
+            f"{LOCK_FILE} records files of {weight_set.repo} from several commits: {sorted(recorded)}"
+        )
+    pinned = next(
+        iter(recorded), weight_set.revision if _COMMIT.fullmatch(weight_set.revision) else None
+    )
     if pinned and all(prefix + name in lock for name in names):
         return pinned, {}
     from huggingface_hub import HfApi
 
     asked = pinned or weight_set.revision
     with _hub_errors(f"{weight_set.repo}@{asked}", weight_set.repo):
-        info = HfApi(endpoint=endpoint, token=token or None).model_info(weight_set.repo, revision=asked, files_metadata=True)
-    published = {sibling.rfilename: sibling.lfs.sha256 for sibling in info.siblings or [] if sibling.lfs}
+        info = HfApi(endpoint=endpoint, token=token or None).model_info(
+            weight_set.repo, revision=asked, files_metadata=True
+        )
+    published = {
+        sibling.rfilename: sibling.lfs.sha256 for sibling in info.siblings or [] if sibling.lfs
+    }
     return pinned or info.sha, published
 
 
-def _download_hub(weight_set: WeightSet, name: str, revision: str, partial: Path, hub_staging: Path,
-                  endpoint: str | None, token: str | None) -> None:
+def _download_hub(
+    weight_set: WeightSet,
+    name: str,
+    revision: str,
+    partial: Path,
+    hub_staging: Path,
+    endpoint: str | None,
+    token: str | None,
+) -> None:
     from huggingface_hub import hf_hub_download
 
     with _hub_errors(f"{weight_set.repo}/{name}", weight_set.repo):
         downloaded = hf_hub_download(
-            weight_set.repo, name, revision=revision, local_dir=hub_staging / weight_set.folder,
-            token=token or None, endpoint=endpoint,
+            weight_set.repo,
+            name,
+            revision=revision,
+            local_dir=hub_staging / weight_set.folder,
+            token=token or None,
+            endpoint=endpoint,
         )
     os.replace(downloaded, partial)

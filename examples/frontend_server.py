@@ -26,9 +26,10 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Mapping
+from typing import Any
 
 import replicate
 from replicate.exceptions import ReplicateError
@@ -54,18 +55,27 @@ WEBHOOK_PATH = "/replicate-webhook"
 FALLBACK_ORDER = (2, 3)
 
 # What the web app does next with a shot (Step.action).
-WAIT, SHOW_VIDEO, SHOW_ERROR, FALL_BACK, CANCELED = "wait", "show_video", "show_error", "fall_back", "canceled"
+WAIT, SHOW_VIDEO, SHOW_ERROR, FALL_BACK, CANCELED = (
+    "wait",
+    "show_video",
+    "show_error",
+    "fall_back",
+    "canceled",
+)
 FINAL_ACTIONS = (SHOW_VIDEO, SHOW_ERROR, CANCELED)
 
 
 # --- Progress ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Progress:
     percent: int
     current: int
     total: int
-    stage: str | None  # this model's stage names: keyframe, animating, denoising, decoding, encoding
+    stage: (
+        str | None
+    )  # this model's stage names: keyframe, animating, denoising, decoding, encoding
 
 
 def parse_progress(logs: str | None) -> Progress | None:
@@ -82,12 +92,18 @@ def parse_progress(logs: str | None) -> Progress | None:
 
 # --- Webhook signatures -----------------------------------------------------------------------
 
+
 class WebhookRejected(Exception):
     """A webhook that must not be trusted; the reason never contains the secret."""
 
 
-def verify_webhook(headers: Mapping[str, str], body: bytes | str, secret: str,
-                   now: float | None = None, tolerance: int = WEBHOOK_TOLERANCE_SECONDS) -> dict:
+def verify_webhook(
+    headers: Mapping[str, str],
+    body: bytes | str,
+    secret: str,
+    now: float | None = None,
+    tolerance: int = WEBHOOK_TOLERANCE_SECONDS,
+) -> dict:
     """Check a webhook's signature and age (https://replicate.com/docs/topics/webhooks/verify-webhook)
     and return its prediction. `body` must be the raw bytes received: re-encoded JSON would not match."""
     headers = {name.lower(): value for name, value in headers.items()}
@@ -98,20 +114,27 @@ def verify_webhook(headers: Mapping[str, str], body: bytes | str, secret: str,
     age = (time.time() if now is None else now) - sent_at
     # A signed body replayed later still verifies; only its timestamp gives it away.
     if abs(age) > tolerance:
-        raise WebhookRejected(f"webhook-timestamp is {age:+.0f} s from our clock (allowed: ±{tolerance} s)")
+        raise WebhookRejected(
+            f"webhook-timestamp is {age:+.0f} s from our clock (allowed: ±{tolerance} s)"
+        )
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     try:
         # HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}" with the base64 part of the whsec_
         # secret, compared in constant time against each signature in webhook-signature.
-        replicate.webhooks.validate(headers=headers, body=text, secret=WebhookSigningSecret(key=secret))
+        replicate.webhooks.validate(
+            headers=headers, body=text, secret=WebhookSigningSecret(key=secret)
+        )
     except InvalidSecretKeyError:  # its own message quotes the secret
         raise WebhookRejected("the signing secret is not of the form whsec_<base64>") from None
-    except ValueError as error:  # the client's WebhookValidationErrors, and base64 that does not decode
+    except (
+        ValueError
+    ) as error:  # the client's WebhookValidationErrors, and base64 that does not decode
         raise WebhookRejected(f"signature check failed: {error}") from error
     return json.loads(text)
 
 
 # --- Errors a user can act on -----------------------------------------------------------------
+
 
 def model_input_error(error: str) -> str | None:
     """The user's message when a failed prediction's `error` is about the request itself, else None.
@@ -153,6 +176,7 @@ def api_input_error(error: ReplicateError) -> str | None:
 
 # --- What to do next --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Shot:
     """What the screenwriter asked for, whatever the tier. Sizes, frame counts and fps are left to
@@ -171,12 +195,18 @@ def can_render(tier: int, shot: Shot) -> bool:
 
 
 def next_tier(shot: Shot, tried: tuple[int, ...]) -> int | None:
-    return next((tier for tier in FALLBACK_ORDER if tier not in tried and can_render(tier, shot)), None)
+    return next(
+        (tier for tier in FALLBACK_ORDER if tier not in tried and can_render(tier, shot)), None
+    )
 
 
 def inputs_for_tier(shot: Shot, tier: int) -> dict[str, Any]:
-    inputs: dict[str, Any] = dict(tier=tier, prompt=shot.prompt, negative_prompt=shot.negative_prompt,
-                                  output_format=shot.output_format)
+    inputs: dict[str, Any] = dict(
+        tier=tier,
+        prompt=shot.prompt,
+        negative_prompt=shot.negative_prompt,
+        output_format=shot.output_format,
+    )
     if shot.seed is not None:
         inputs["seed"] = shot.seed
     if tier == 3 and shot.image:
@@ -199,12 +229,16 @@ def decide(prediction: Mapping[str, Any], shot: Shot, tried: tuple[int, ...]) ->
     status = prediction.get("status")
     if status in ("starting", "processing"):
         progress = parse_progress(prediction.get("logs"))
-        return Step(WAIT, percent=progress.percent, stage=progress.stage) if progress else Step(WAIT)
+        return (
+            Step(WAIT, percent=progress.percent, stage=progress.stage) if progress else Step(WAIT)
+        )
     if status == "succeeded":
         # One file comes back as one URL (a list for models that return several). Replicate deletes
         # API predictions' outputs after an hour: copy the video to your own storage now.
         output = prediction.get("output")
-        return Step(SHOW_VIDEO, percent=100, video_url=output[0] if isinstance(output, list) else output)
+        return Step(
+            SHOW_VIDEO, percent=100, video_url=output[0] if isinstance(output, list) else output
+        )
     if status == "canceled":
         return Step(CANCELED, message="canceled")  # asked for by us or the user: never retried
     if status == "failed":
@@ -214,13 +248,19 @@ def decide(prediction: Mapping[str, Any], shot: Shot, tried: tuple[int, ...]) ->
             return Step(SHOW_ERROR, message=bad_input)  # the same request fails on every try
         tier = next_tier(shot, tried)
         if tier is None:
-            return Step(SHOW_ERROR, message=f"video generation failed on tiers {', '.join(map(str, tried))}: {error}")
+            return Step(
+                SHOW_ERROR,
+                message=f"video generation failed on tiers {', '.join(map(str, tried))}: {error}",
+            )
         failed = f"tier {tried[-1]}" if tried else "the last tier"
-        return Step(FALL_BACK, next_tier=tier, message=f"{failed} failed ({error}); trying tier {tier}")
+        return Step(
+            FALL_BACK, next_tier=tier, message=f"{failed} failed ({error}); trying tier {tier}"
+        )
     raise ValueError(f"unknown prediction status {status!r}")
 
 
 # --- Calls to Replicate -----------------------------------------------------------------------
+
 
 def prediction_target(model: str) -> dict[str, str]:
     """`owner/name:version` runs that version (what a community model like this one needs, and
@@ -229,8 +269,12 @@ def prediction_target(model: str) -> dict[str, str]:
 
 
 def start_prediction(client: replicate.Client, model: str, inputs: dict, webhook_url: str) -> dict:
-    prediction = client.predictions.create(**prediction_target(model), input=inputs, webhook=webhook_url,
-                                           webhook_events_filter=WEBHOOK_EVENTS)
+    prediction = client.predictions.create(
+        **prediction_target(model),
+        input=inputs,
+        webhook=webhook_url,
+        webhook_events_filter=WEBHOOK_EVENTS,
+    )
     return prediction.dict()
 
 
@@ -239,6 +283,7 @@ def cancel_prediction(client: replicate.Client, prediction_id: str) -> dict:
 
 
 # --- The shots this server follows (in memory here; a database in a real app) ------------------
+
 
 @dataclass
 class ShotState:
@@ -265,7 +310,9 @@ class ShotBoard:
             self.shots[shot_id] = ShotState(shot, tried)
         tier = tier or next_tier(shot, tried)
         if tier is None:
-            self._settle(shot_id, Step(SHOW_ERROR, message="no tier left that can render this shot"))
+            self._settle(
+                shot_id, Step(SHOW_ERROR, message="no tier left that can render this shot")
+            )
         else:
             self._attempt(shot_id, tier)
         return shot_id
@@ -273,12 +320,16 @@ class ShotBoard:
     def _attempt(self, shot_id: str, tier: int) -> None:
         state = self.shots[shot_id]
         try:
-            prediction = start_prediction(self.client, self.model, inputs_for_tier(state.shot, tier), self.webhook_url)
+            prediction = start_prediction(
+                self.client, self.model, inputs_for_tier(state.shot, tier), self.webhook_url
+            )
         except ReplicateError as error:
             message = api_input_error(error)
             # Anything but a refused input (token, version, rate limit, outage) is the operator's
             # problem: the user sees that the shot failed, the server's caller gets the error.
-            self._settle(shot_id, Step(SHOW_ERROR, message=message or f"could not start tier {tier}"))
+            self._settle(
+                shot_id, Step(SHOW_ERROR, message=message or f"could not start tier {tier}")
+            )
             if message is None:
                 raise
             return
@@ -286,7 +337,9 @@ class ShotBoard:
             state.tried += (tier,)
             state.prediction_id = prediction["id"]
             # Keep "tier 2 failed (...); trying tier 3" in view while the next tier runs.
-            state.step = Step(WAIT, message=state.step.message if state.step.action == FALL_BACK else None)
+            state.step = Step(
+                WAIT, message=state.step.message if state.step.action == FALL_BACK else None
+            )
             self.shot_of_prediction[prediction["id"]] = shot_id
 
     def _settle(self, shot_id: str, step: Step) -> None:
@@ -307,7 +360,9 @@ class ShotBoard:
                 return state.step  # a late event of an attempt already over
             step = decide(prediction, state.shot, state.tried)
             if step.action == WAIT:  # webhooks can arrive out of order: never move the bar back
-                step = replace(step, percent=max(step.percent, state.step.percent), message=state.step.message)
+                step = replace(
+                    step, percent=max(step.percent, state.step.percent), message=state.step.message
+                )
             state.step = step
         if step.action == FALL_BACK:
             # Replicate wants a 2xx within a few seconds; one API call is quick enough here (a
@@ -316,7 +371,9 @@ class ShotBoard:
             try:
                 self._attempt(shot_id, step.next_tier)
             except ReplicateError as error:
-                print(f"shot {shot_id}: starting tier {step.next_tier} failed: {error!r}", flush=True)
+                print(
+                    f"shot {shot_id}: starting tier {step.next_tier} failed: {error!r}", flush=True
+                )
         return self.shots[shot_id].step
 
     def cancel(self, shot_id: str) -> None:
@@ -330,14 +387,19 @@ class ShotBoard:
     def status(self, shot_id: str) -> dict:
         """What the browser sees: no token, no secret, no Replicate URL but the video's."""
         state = self.shots[shot_id]
-        return {"shot": shot_id, "tier": state.tried[-1] if state.tried else None, **asdict(state.step)}
+        return {
+            "shot": shot_id,
+            "tier": state.tried[-1] if state.tried else None,
+            **asdict(state.step),
+        }
 
 
 # --- HTTP: the browser's endpoints and Replicate's webhook --------------------------------------
 
+
 def make_handler(board: ShotBoard) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's naming)
+        def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             parts = self.path.strip("/").split("/")
             if self.path == WEBHOOK_PATH:
@@ -352,14 +414,24 @@ def make_handler(board: ShotBoard) -> type[BaseHTTPRequestHandler]:
                     tier, tried = request.pop("tier", None), tuple(request.pop("tried", ()))
                     shot = Shot(**request)
                 except (TypeError, ValueError) as error:
-                    return self.reply(400, {"error": f"a shot is a JSON object of {list(Shot.__annotations__)}: {error}"})
+                    return self.reply(
+                        400,
+                        {
+                            "error": f"a shot is a JSON object of {list(Shot.__annotations__)}: {error}"
+                        },
+                    )
                 return self.reply(201, board.status(board.start(shot, tier, tried)))
-            if len(parts) == 3 and parts[0] == "shots" and parts[2] == "cancel" and parts[1] in board.shots:
+            if (
+                len(parts) == 3
+                and parts[0] == "shots"
+                and parts[2] == "cancel"
+                and parts[1] in board.shots
+            ):
                 board.cancel(parts[1])
                 return self.reply(202, board.status(parts[1]))
             self.reply(404, {"error": "not found"})
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             parts = self.path.strip("/").split("/")
             if len(parts) == 2 and parts[0] == "shots" and parts[1] in board.shots:
                 return self.reply(200, board.status(parts[1]))
@@ -379,11 +451,18 @@ def make_handler(board: ShotBoard) -> type[BaseHTTPRequestHandler]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     model = argparse.ArgumentParser(add_help=False)
-    model.add_argument("--model", default=os.environ.get("REPLICATE_MODEL"),
-                       help="<owner>/<name>:<version id> (default: $REPLICATE_MODEL)")
+    model.add_argument(
+        "--model",
+        default=os.environ.get("REPLICATE_MODEL"),
+        help="<owner>/<name>:<version id> (default: $REPLICATE_MODEL)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", parents=[model], help="the browser's endpoints and Replicate's webhook")
-    serve.add_argument("--public-url", required=True, help="https URL at which Replicate reaches this server")
+    serve = commands.add_parser(
+        "serve", parents=[model], help="the browser's endpoints and Replicate's webhook"
+    )
+    serve.add_argument(
+        "--public-url", required=True, help="https URL at which Replicate reaches this server"
+    )
     serve.add_argument("--port", type=int, default=8000)
     start = commands.add_parser("start", parents=[model], help="start one prediction and print it")
     start.add_argument("--prompt", required=True)
@@ -394,7 +473,9 @@ def main() -> None:
     cancel.add_argument("prediction_id")
     args = parser.parse_args()
 
-    client = replicate.Client(api_token=os.environ["REPLICATE_API_TOKEN"])  # never sent to a browser
+    client = replicate.Client(
+        api_token=os.environ["REPLICATE_API_TOKEN"]
+    )  # never sent to a browser
     if args.command == "cancel":
         print(json.dumps(cancel_prediction(client, args.prediction_id), indent=1))
         return

@@ -48,8 +48,11 @@ def pick_device() -> Device:
             f"{', '.join(DTYPES)} (or unset: float16 on a GPU, float32 on a CPU)"
         )
     if requested == "float16" and not on_gpu:
-        print(f"WARNING: {MODEL_DTYPE_ENV}=float16 on a CPU runs tens of times slower than bfloat16 or "
-              "float32; it is meant for reproducing a GPU's float16 numerics.", flush=True)
+        print(
+            f"WARNING: {MODEL_DTYPE_ENV}=float16 on a CPU runs tens of times slower than bfloat16 or "
+            "float32; it is meant for reproducing a GPU's float16 numerics.",
+            flush=True,
+        )
     return Device(torch_device, DTYPES[requested])
 
 
@@ -132,7 +135,9 @@ def check_gpu(device: Device) -> None:
         raise RuntimeError(f"the GPU no longer computes correctly: 8 ones summed to {total}")
 
 
-NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")  # present wherever an NVIDIA driver is loaded
+NVIDIA_DRIVER_FILE = Path(
+    "/proc/driver/nvidia/version"
+)  # present wherever an NVIDIA driver is loaded
 
 
 def require_usable_gpu(driver_file: Path = NVIDIA_DRIVER_FILE) -> None:
@@ -141,9 +146,13 @@ def require_usable_gpu(driver_file: Path = NVIDIA_DRIVER_FILE) -> None:
     build: driver 580 or newer); serving from the CPU instead would bill minutes per video."""
     if torch.cuda.is_available() or not driver_file.exists():
         return
-    driver = driver_file.read_text(errors="replace").splitlines()[0].strip() if driver_file.stat().st_size else "?"
+    driver = (
+        driver_file.read_text(errors="replace").splitlines()[0].strip()
+        if driver_file.stat().st_size
+        else "?"
+    )
     raise RuntimeError(
         f"an NVIDIA driver is loaded ({driver}) but torch {torch.__version__}, built for CUDA "
         f"{torch.version.cuda}, cannot use the GPU; CUDA 13.0 needs driver 580 or newer "
-        f"(README \"Publish on Replicate\")"
+        f'(README "Publish on Replicate")'
     )

@@ -57,12 +57,15 @@ class MotionModules:
     mid_block: torch.nn.Module
 
     @classmethod
-    def installed_in(cls, unet: UNetMotionModel) -> "MotionModules":
-        return cls(tuple(block.motion_modules for block in unet.down_blocks),
-                   tuple(block.motion_modules for block in unet.up_blocks), unet.mid_block)
+    def installed_in(cls, unet: UNetMotionModel) -> MotionModules:
+        return cls(
+            tuple(block.motion_modules for block in unet.down_blocks),
+            tuple(block.motion_modules for block in unet.up_blocks),
+            unet.mid_block,
+        )
 
     @classmethod
-    def around(cls, unet: UNetMotionModel, adapter: MotionAdapter) -> "MotionModules":
+    def around(cls, unet: UNetMotionModel, adapter: MotionAdapter) -> MotionModules:
         """The adapter's motion modules, fitted to `unet`'s spatial layers without copying them."""
         spatial_mid = unet.mid_block
         # Lightning (like v2) has a mid-block motion module; v3 does not, so the UNet's mid block
@@ -78,14 +81,23 @@ class MotionModules:
         mid_block.resnets = spatial_mid.resnets
         mid_block.attentions = spatial_mid.attentions
         mid_block.motion_modules = adapter.mid_block.motion_modules
-        given = {id(tensor) for module in (spatial_mid, adapter.mid_block)
-                 for tensor in (*module.parameters(), *module.buffers())}
-        placeholders = [name for name, tensor in (*mid_block.named_parameters(), *mid_block.named_buffers())
-                        if id(tensor) not in given]
+        given = {
+            id(tensor)
+            for module in (spatial_mid, adapter.mid_block)
+            for tensor in (*module.parameters(), *module.buffers())
+        }
+        placeholders = [
+            name
+            for name, tensor in (*mid_block.named_parameters(), *mid_block.named_buffers())
+            if id(tensor) not in given
+        ]
         if placeholders:  # a diffusers version whose block holds more than these three parts
             raise RuntimeError(f"the draft mid block kept placeholder tensors: {placeholders[:3]}")
-        return cls(tuple(block.motion_modules for block in adapter.down_blocks),
-                   tuple(block.motion_modules for block in adapter.up_blocks), mid_block)
+        return cls(
+            tuple(block.motion_modules for block in adapter.down_blocks),
+            tuple(block.motion_modules for block in adapter.up_blocks),
+            mid_block,
+        )
 
     def install(self, unet: UNetMotionModel) -> None:
         for block, modules in zip(unet.down_blocks, self.down, strict=True):
@@ -116,7 +128,9 @@ def load_lightning_adapter(weights_dir: Path, device: Device) -> MotionAdapter:
 class DraftMode:
     """The draft pipeline: the standard pipeline's components, Lightning's motion modules, Euler."""
 
-    def __init__(self, pipeline: AnimateDiffPipeline, standard: MotionModules, lightning: MotionModules):
+    def __init__(
+        self, pipeline: AnimateDiffPipeline, standard: MotionModules, lightning: MotionModules
+    ):
         self.pipeline = pipeline
         self.standard = standard
         self.lightning = lightning
@@ -124,22 +138,36 @@ class DraftMode:
         # disable_lora walk all of the UNet's thousands of modules each time (0.1-0.2 s a request
         # on this CPU); the calls below are what those functions do to each wrapped layer.
         parts = (*lightning.down, *lightning.up, lightning.mid_block.motion_modules)
-        self.lora_layers = [module for part in parts for module in part.modules() if isinstance(module, BaseTunerLayer)]
+        self.lora_layers = [
+            module
+            for part in parts
+            for module in part.modules()
+            if isinstance(module, BaseTunerLayer)
+        ]
 
     @classmethod
-    def load(cls, weights_dir: Path, device: Device, standard_pipeline: AnimateDiffPipeline) -> "DraftMode":
+    def load(
+        cls, weights_dir: Path, device: Device, standard_pipeline: AnimateDiffPipeline
+    ) -> DraftMode:
         unet = standard_pipeline.unet
         standard = MotionModules.installed_in(unet)
         lightning = MotionModules.around(unet, load_lightning_adapter(weights_dir, device))
         scheduler = EulerDiscreteScheduler.from_pretrained(
-            WEIGHT_SETS["sd15"].path(weights_dir), subfolder="scheduler", **DRAFT_SCHEDULER_OVERRIDES
+            WEIGHT_SETS["sd15"].path(weights_dir),
+            subfolder="scheduler",
+            **DRAFT_SCHEDULER_OVERRIDES,
         )
         # A second pipeline object over the same modules: the standard pipeline keeps its own
         # scheduler, and nothing is copied.
         pipeline = AnimateDiffPipeline(
-            vae=standard_pipeline.vae, text_encoder=standard_pipeline.text_encoder,
-            tokenizer=standard_pipeline.tokenizer, unet=unet, motion_adapter=None, scheduler=scheduler,
-            feature_extractor=None, image_encoder=None,
+            vae=standard_pipeline.vae,
+            text_encoder=standard_pipeline.text_encoder,
+            tokenizer=standard_pipeline.tokenizer,
+            unet=unet,
+            motion_adapter=None,
+            scheduler=scheduler,
+            feature_extractor=None,
+            image_encoder=None,
         )
         pipeline.set_progress_bar_config(disable=True)
         # The LoRAs wrap the attention projections of whichever motion modules are installed when
@@ -151,11 +179,16 @@ class DraftMode:
             with warnings.catch_warnings():
                 # peft warns at every adapter after the first that the model will hold several:
                 # eight, one per camera move, is the point.
-                warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+                warnings.filterwarnings(
+                    "ignore", message="Already found a `peft_config`", category=UserWarning
+                )
                 for camera_motion, weight_set_name in CAMERA_MOTIONS.items():
                     unet.load_lora_adapter(
-                        WEIGHT_SETS[weight_set_name].path(weights_dir), weight_name=LORA_FILE, prefix="unet",
-                        adapter_name=camera_motion, use_safetensors=True,
+                        WEIGHT_SETS[weight_set_name].path(weights_dir),
+                        weight_name=LORA_FILE,
+                        prefix="unet",
+                        adapter_name=camera_motion,
+                        use_safetensors=True,
                     )
             unet.disable_lora()
         finally:

@@ -35,7 +35,9 @@ def _shown(value: str) -> str:
 
 
 def _not_read(value) -> InputError:
-    return InputError(f"image must be an http(s) URL or a data: URI (local paths and file:// are not read); got {_shown(str(value))}")
+    return InputError(
+        f"image must be an http(s) URL or a data: URI (local paths and file:// are not read); got {_shown(str(value))}"
+    )
 
 
 def read_image_bytes(value) -> bytes:
@@ -46,7 +48,9 @@ def read_image_bytes(value) -> bytes:
         if not value.resolve().is_relative_to(pathlib.Path(tempfile.gettempdir()).resolve()):
             raise _not_read(value)
         if value.stat().st_size > MAX_IMAGE_BYTES:
-            raise InputError(f"image must be at most {MAX_IMAGE_BYTES // 2**20} MB; got {value.stat().st_size} bytes")
+            raise InputError(
+                f"image must be at most {MAX_IMAGE_BYTES // 2**20} MB; got {value.stat().st_size} bytes"
+            )
         return value.read_bytes()
     if not isinstance(value, str):
         raise InputError(f"image must be an http(s) URL or a data: URI; got {type(value).__name__}")
@@ -60,10 +64,14 @@ def read_image_bytes(value) -> bytes:
 def _decode_data_uri(uri: str) -> bytes:
     header, comma, payload = uri.partition(",")
     if not comma or not header.endswith(";base64"):
-        raise InputError(f"image data URI must be base64 (data:image/png;base64,...); got {_shown(uri)}")
+        raise InputError(
+            f"image data URI must be base64 (data:image/png;base64,...); got {_shown(uri)}"
+        )
     # base64 grows data by 4/3: refuse before decoding rather than after.
     if len(payload) * 3 // 4 > MAX_IMAGE_BYTES:
-        raise InputError(f"image must be at most {MAX_IMAGE_BYTES // 2**20} MB; got a data URI of {len(payload)} characters")
+        raise InputError(
+            f"image must be at most {MAX_IMAGE_BYTES // 2**20} MB; got a data URI of {len(payload)} characters"
+        )
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as error:
@@ -79,10 +87,14 @@ def _download(url: str) -> bytes:
             for chunk in response.iter_content(chunk_size=1 << 16):
                 received += chunk
                 if len(received) > MAX_IMAGE_BYTES:
-                    raise InputError(f"image at {_shown(url)} is over {MAX_IMAGE_BYTES // 2**20} MB")
+                    raise InputError(
+                        f"image at {_shown(url)} is over {MAX_IMAGE_BYTES // 2**20} MB"
+                    )
             return bytes(received)
     except requests.RequestException as error:
-        raise InputError(f"image URL {_shown(url)} could not be fetched: {type(error).__name__}") from error
+        raise InputError(
+            f"image URL {_shown(url)} could not be fetched: {type(error).__name__}"
+        ) from error
 
 
 def decode_image(data: bytes) -> Image.Image:
@@ -104,7 +116,9 @@ def decode_image(data: bytes) -> Image.Image:
         # Pillow's own guard fires while reading the header of a size far past ours.
         raise InputError(f"image must have at most {MAX_IMAGE_PIXELS:,} pixels; {error}") from error
     except UnidentifiedImageError as error:
-        raise InputError("image is not a readable image file (PNG, JPEG, WebP, GIF, BMP, TIFF...)") from error
+        raise InputError(
+            "image is not a readable image file (PNG, JPEG, WebP, GIF, BMP, TIFF...)"
+        ) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise InputError(f"image could not be decoded ({error}); is the file complete?") from error
     image = ImageOps.exif_transpose(image)  # phones store rotation in EXIF, not in the pixels
@@ -118,7 +132,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
         levels = np.asarray(image, dtype=np.float64)
         image = Image.fromarray(np.clip(levels / 257.0, 0, 255).round().astype(np.uint8), mode="L")
     elif image.mode == "F":
-        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).round().astype(np.uint8), mode="L")
+        image = Image.fromarray(
+            np.clip(np.asarray(image), 0, 255).round().astype(np.uint8), mode="L"
+        )
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("LA", "PA", "La", "RGBa"):
@@ -131,7 +147,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def fit_to_size(image: Image.Image, width: int, height: int) -> Image.Image:
     """Scale to cover width×height, then crop the centre: no distortion, no borders."""
-    return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    return ImageOps.fit(
+        image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5)
+    )
 
 
 def load_start_image(value, width: int, height: int) -> Image.Image:

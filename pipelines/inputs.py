@@ -19,25 +19,50 @@ from pipelines.draft import CAMERA_MOTIONS, DRAFT_GUIDANCE, DRAFT_STEPS, NO_CAME
 from pipelines.video import OUTPUT_FORMATS
 
 TIERS = (2, 3)
-MAX_PROMPT_CHARS = 4000  # far past what CLIP reads (77 tokens); longer is a client bug, not a prompt
+MAX_PROMPT_CHARS = (
+    4000  # far past what CLIP reads (77 tokens); longer is a client bug, not a prompt
+)
 MAX_SEED = 2**32 - 1
 
 # run()'s parameters, in order: the only names a request may carry.
 INPUT_NAMES = (
-    "tier", "prompt", "negative_prompt", "num_frames", "width", "height", "fps",
-    "num_inference_steps", "guidance_scale", "seed", "output_format", "image", "motion_bucket_id",
-    "noise_aug_strength", "draft", "camera_motion", "camera_motion_strength", "prompt_schedule",
-    "interpolate_to_fps", "translate_prompt", "disable_safety_checker",
+    "tier",
+    "prompt",
+    "negative_prompt",
+    "num_frames",
+    "width",
+    "height",
+    "fps",
+    "num_inference_steps",
+    "guidance_scale",
+    "seed",
+    "output_format",
+    "image",
+    "motion_bucket_id",
+    "noise_aug_strength",
+    "draft",
+    "camera_motion",
+    "camera_motion_strength",
+    "prompt_schedule",
+    "interpolate_to_fps",
+    "translate_prompt",
+    "disable_safety_checker",
 )
 # camera_motion's choices: none, then the moves that have a motion LoRA (pipelines/draft.py).
 CAMERA_MOTION_CHOICES = (NO_CAMERA_MOTION, *CAMERA_MOTIONS)
 
 # What a left-out (or null) input becomes when it is the same for every tier.
 DEFAULTS: dict[str, Any] = dict(
-    tier=2, prompt="", negative_prompt="", seed=None, output_format="mp4", image=None,
+    tier=2,
+    prompt="",
+    negative_prompt="",
+    seed=None,
+    output_format="mp4",
+    image=None,
     motion_bucket_id=127,  # SVD 1.1 was fine-tuned at 127
     noise_aug_strength=0.02,  # diffusers' default for SVD
-    draft=False, camera_motion=NO_CAMERA_MOTION,
+    draft=False,
+    camera_motion=NO_CAMERA_MOTION,
     camera_motion_strength=0.75,  # AnimateDiff-Lightning's model card: motion LoRAs at 0.7-0.8
     prompt_schedule="",  # no schedule: the prompt describes every frame
     interpolate_to_fps=None,  # play at fps, the generated frames only
@@ -49,8 +74,12 @@ DEFAULTS: dict[str, Any] = dict(
 # Tier 3: SVD-XT 1.1 was fine-tuned for 25 frames at 1024×576 and 6 fps (diffusers conditions it on
 # fps - 1). Guidance: SD 1.5 expects about 7.5, SDXL about 5.
 TIER_DEFAULTS: dict[int, dict[str, Any]] = {
-    2: dict(num_frames=16, width=512, height=512, fps=8, num_inference_steps=25, guidance_scale=7.5),
-    3: dict(num_frames=25, width=1024, height=576, fps=6, num_inference_steps=25, guidance_scale=5.0),
+    2: dict(
+        num_frames=16, width=512, height=512, fps=8, num_inference_steps=25, guidance_scale=7.5
+    ),
+    3: dict(
+        num_frames=25, width=1024, height=576, fps=6, num_inference_steps=25, guidance_scale=5.0
+    ),
 }
 
 # (lowest, highest), inclusive, for every tier.
@@ -147,7 +176,9 @@ def _check_choice(name: str, value: Any, choices: tuple) -> Any:
 
 def _check_int(name: str, value: Any, low: int, high: int, context: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{name} must be an integer from {low} to {high}{context}; got {_describe(value)}")
+        raise InputError(
+            f"{name} must be an integer from {low} to {high}{context}; got {_describe(value)}"
+        )
     if not low <= value <= high:
         raise InputError(f"{name} must be from {low} to {high}{context}; got {value}")
     return value
@@ -205,12 +236,16 @@ def _check_schedule(value: str, num_frames: int) -> tuple[tuple[int, str], ...]:
         if not colon:
             raise InputError(f"{where} must be 'frame: text', e.g. {SCHEDULE_EXAMPLE}")
         if not (frame_text.isascii() and frame_text.isdigit()):
-            raise InputError(f"{where} must start with a whole frame number before the ':'; got {_shown(frame_text)}")
+            raise InputError(
+                f"{where} must start with a whole frame number before the ':'; got {_shown(frame_text)}"
+            )
         frame = int(frame_text)
         if not text.strip():
             raise InputError(f"{where} has no text after its frame number; every segment needs one")
         if not schedule and frame != 0:
-            raise InputError(f"{where} must start at frame 0, so that the first frame has a text; got {frame}")
+            raise InputError(
+                f"{where} must start at frame 0, so that the first frame has a text; got {frame}"
+            )
         if schedule and frame <= schedule[-1][0]:
             raise InputError(
                 f"{where} must start after frame {schedule[-1][0]} (segment {number - 1}): frames "
@@ -291,16 +326,22 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
     prompt = _check_text("prompt", raw.get("prompt"))
     image = raw.get("image") or None
     if image is not None and tier == 2:
-        raise InputError("image is only used by tier 3 (SVD animates it); leave it empty for tier 2")
+        raise InputError(
+            "image is only used by tier 3 (SVD animates it); leave it empty for tier 2"
+        )
     if not prompt.strip() and tier == 2:
         raise InputError("prompt must describe the clip for tier 2; got an empty prompt")
     if not prompt.strip() and image is None:
-        raise InputError("prompt must describe the keyframe for tier 3 when no image is given; got an empty prompt")
+        raise InputError(
+            "prompt must describe the keyframe for tier 3 when no image is given; got an empty prompt"
+        )
 
     num_frames = in_tier_range("num_frames")
     schedule_text = _check_text("prompt_schedule", raw.get("prompt_schedule"))
     if schedule_text.strip() and tier != 2:
-        raise InputError("prompt_schedule is only used by tier 2 (AnimateDiff); leave it empty for tier 3")
+        raise InputError(
+            "prompt_schedule is only used by tier 2 (AnimateDiff); leave it empty for tier 3"
+        )
     fps = in_range("fps")
     output_format = _check_choice("output_format", given("output_format"), OUTPUT_FORMATS)
 
@@ -325,7 +366,9 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         interpolate_to_fps=_check_playback_rate(raw.get("interpolate_to_fps"), fps, output_format),
         seed_was_random=seed_was_random,
         translate_prompt=_check_bool("translate_prompt", given("translate_prompt")),
-        disable_safety_checker=_check_bool("disable_safety_checker", given("disable_safety_checker")),
+        disable_safety_checker=_check_bool(
+            "disable_safety_checker", given("disable_safety_checker")
+        ),
     )
     draft = _check_bool("draft", given("draft"))
     camera_motion = _check_choice("camera_motion", given("camera_motion"), CAMERA_MOTION_CHOICES)
@@ -334,18 +377,33 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
     if draft and (request.num_frames > DRAFT_MAX_FRAMES or request.prompt_schedule):
         # Long shots and schedules go through FreeNoise, which rebuilds the motion modules' blocks:
         # never tried with Lightning's modules and their LoRAs swapped in, so not offered.
-        got = f"num_frames={request.num_frames}" + (" and a prompt_schedule" if request.prompt_schedule else "")
+        got = f"num_frames={request.num_frames}" + (
+            " and a prompt_schedule" if request.prompt_schedule else ""
+        )
         raise InputError(
             f"draft works on tier-2 clips of up to {DRAFT_MAX_FRAMES} frames without a prompt_schedule "
             f"(long shots and schedules need the standard mode); got draft=true with {got}"
         )
-    request = replace(request, draft=draft, camera_motion=camera_motion, camera_motion_strength=camera_motion_strength)
+    request = replace(
+        request,
+        draft=draft,
+        camera_motion=camera_motion,
+        camera_motion_strength=camera_motion_strength,
+    )
     if draft:
         # The distilled model's recipe is fixed (pipelines/draft.py): the values sent were checked
         # like any other input, and are set aside; the logs say so.
-        ignored = {name: raw[name] for name in ("num_inference_steps", "guidance_scale") if raw.get(name) is not None}
-        request = replace(request, num_inference_steps=DRAFT_STEPS, guidance_scale=DRAFT_GUIDANCE,
-                          ignored_by_draft=ignored)
+        ignored = {
+            name: raw[name]
+            for name in ("num_inference_steps", "guidance_scale")
+            if raw.get(name) is not None
+        }
+        request = replace(
+            request,
+            num_inference_steps=DRAFT_STEPS,
+            guidance_scale=DRAFT_GUIDANCE,
+            ignored_by_draft=ignored,
+        )
     return request
 
 
@@ -360,4 +418,6 @@ def _check_draft_fits(tier: int, draft: bool, camera_motion: str) -> None:
             f"LoRAs for AnimateDiff-Lightning's motion module; got camera_motion={camera_motion!r} with {where}"
         )
     if draft and tier != 2:
-        raise InputError(f"draft is only available for tier 2 (AnimateDiff-Lightning); got draft=true with tier {tier}")
+        raise InputError(
+            f"draft is only available for tier 2 (AnimateDiff-Lightning); got draft=true with tier {tier}"
+        )

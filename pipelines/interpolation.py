@@ -20,7 +20,8 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import threading
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import imageio_ffmpeg
 import numpy as np
@@ -42,21 +43,44 @@ def interpolate(frames: np.ndarray, fps: int, playback_fps: int) -> Iterator[np.
     num_frames, height, width, _ = frames.shape
     ratio = playback_fps // fps
     if ratio * fps != playback_fps or ratio < 1:
-        raise ValueError(f"playback_fps must be a whole multiple of fps ({fps}), got {playback_fps}")
+        raise ValueError(
+            f"playback_fps must be a whole multiple of fps ({fps}), got {playback_fps}"
+        )
     if ratio == 1:
         yield from frames
         return
     last_made = (num_frames - 1) * ratio  # the last generated frame; after it, it is held
     frame_bytes = height * width * 3
     command = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0",
-        "-vf", f"format={WORKING_PIXEL_FORMAT},{MINTERPOLATE.format(fps=playback_fps)}",
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-framerate",
+        str(fps),
+        "-i",
+        "pipe:0",
+        "-vf",
+        f"format={WORKING_PIXEL_FORMAT},{MINTERPOLATE.format(fps=playback_fps)}",
         # Every frame the filter makes, none dropped or repeated to fit a rate.
-        "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
     ]
     with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+        )
         feeder = threading.Thread(target=_feed, args=(process.stdin, frames), daemon=True)
         feeder.start()
         try:
@@ -65,7 +89,11 @@ def interpolate(frames: np.ndarray, fps: int, playback_fps: int) -> Iterator[np.
                 if len(made) < frame_bytes:
                     break
                 original, offset = divmod(index, ratio)
-                yield frames[original] if offset == 0 else np.frombuffer(made, np.uint8).reshape(height, width, 3)
+                yield (
+                    frames[original]
+                    if offset == 0
+                    else np.frombuffer(made, np.uint8).reshape(height, width, 3)
+                )
             else:
                 process.stdout.read()  # the rest (frames past the last generated one) is not used
                 if process.wait() == 0:

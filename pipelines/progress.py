@@ -1,4 +1,4 @@
-"""One progress bar over a whole prediction, printed as the lines Replicate's clients read.
+r"""One progress bar over a whole prediction, printed as the lines Replicate's clients read.
 
 Replicate's official clients turn the last log line matching
 `^\s*(\d+)%\s*\|.+?\|\s*(\d+)\/(\d+)` into a percentage. Each update is printed on its own line

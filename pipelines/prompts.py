@@ -71,11 +71,18 @@ def _shown(text: str) -> str:
 class PromptTranslator:
     """Checks the script of each text input and translates its Thai parts to English."""
 
-    def __init__(self, tokenizer: MarianTokenizer, model: MarianMTModel, clip_tokenizer, device: Device):
-        self.tokenizer, self.model, self.clip_tokenizer, self.device = tokenizer, model, clip_tokenizer, device
+    def __init__(
+        self, tokenizer: MarianTokenizer, model: MarianMTModel, clip_tokenizer, device: Device
+    ):
+        self.tokenizer, self.model, self.clip_tokenizer, self.device = (
+            tokenizer,
+            model,
+            clip_tokenizer,
+            device,
+        )
 
     @classmethod
-    def load(cls, weights_dir: Path, device: Device, clip_tokenizer) -> "PromptTranslator":
+    def load(cls, weights_dir: Path, device: Device, clip_tokenizer) -> PromptTranslator:
         """`clip_tokenizer` is the text encoders' own (SD 1.5's; SDXL's first is the same): its
         vocabulary decides which scripts the models can read."""
         folder = WEIGHT_SETS["opus_mt_th_en"].path(weights_dir)
@@ -90,22 +97,33 @@ class PromptTranslator:
         Raises InputError naming the field for text in a script CLIP cannot read. The segments of
         a prompt_schedule are read like the prompt they are joined to."""
         texts = {field: getattr(request, field) for field in fields_read(request)}
-        texts.update({f"prompt_schedule segment {number}": text
-                      for number, (_, text) in enumerate(request.prompt_schedule, start=1)})
+        texts.update(
+            {
+                f"prompt_schedule segment {number}": text
+                for number, (_, text) in enumerate(request.prompt_schedule, start=1)
+            }
+        )
         if not request.translate_prompt:
             for field, text in texts.items():
                 if thai_spans(text):
-                    print(f"{field} contains Thai and translate_prompt=false: CLIP reads it as written.", flush=True)
+                    print(
+                        f"{field} contains Thai and translate_prompt=false: CLIP reads it as written.",
+                        flush=True,
+                    )
             return request
         for field, text in texts.items():
             self.check_readable(field, text)
-        parts = [(field, start, end) for field, text in texts.items() for start, end in thai_spans(text)]
+        parts = [
+            (field, start, end) for field, text in texts.items() for start, end in thai_spans(text)
+        ]
         if not parts:
             return request
         english = self.translate([texts[field][start:end] for field, start, end in parts])
         changed = {}
         # Right to left, so earlier spans keep their offsets while later ones are replaced.
-        for (field, start, end), translation in sorted(zip(parts, english), key=lambda item: -item[0][1]):
+        for (field, start, end), translation in sorted(
+            zip(parts, english), key=lambda item: -item[0][1]
+        ):
             text = changed.get(field, texts[field])
             if not translation.strip():
                 raise InputError(
@@ -115,17 +133,27 @@ class PromptTranslator:
             changed[field] = text[:start] + translation + text[end:]
         for field in texts:
             if field in changed:
-                print(f"{field} translated from Thai; the model reads: {changed[field]!r}", flush=True)
-        schedule = tuple((frame, changed.get(f"prompt_schedule segment {number}", text))
-                         for number, (frame, text) in enumerate(request.prompt_schedule, start=1))
-        fields = {field: text for field, text in changed.items() if not field.startswith("prompt_schedule")}
+                print(
+                    f"{field} translated from Thai; the model reads: {changed[field]!r}", flush=True
+                )
+        schedule = tuple(
+            (frame, changed.get(f"prompt_schedule segment {number}", text))
+            for number, (frame, text) in enumerate(request.prompt_schedule, start=1)
+        )
+        fields = {
+            field: text
+            for field, text in changed.items()
+            if not field.startswith("prompt_schedule")
+        }
         return dataclasses.replace(request, prompt_schedule=schedule, **fields)
 
     def check_readable(self, field: str, text: str) -> None:
         """Refuse text whose letters (Thai aside) are mostly not whole tokens of CLIP's vocabulary."""
         normalizer = self.clip_tokenizer.backend_tokenizer.normalizer  # CLIP's own: NFC, lower case
         normalized = normalizer.normalize_str(text) if normalizer is not None else text
-        letters = [character for character in normalized if is_letter(character) and not is_thai(character)]
+        letters = [
+            character for character in normalized if is_letter(character) and not is_thai(character)
+        ]
         if not letters:
             return
         distinct = sorted(set(letters))
@@ -149,9 +177,16 @@ class PromptTranslator:
         limit = self.tokenizer.model_max_length
         for text in texts:
             if len(self.tokenizer(text).input_ids) > limit:
-                print(f"Note: the Thai text {_shown(text)} is longer than the translator's {limit} tokens; "
-                      f"the rest was not translated.", flush=True)
-        batch = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(self.device.torch_device)
+                print(
+                    f"Note: the Thai text {_shown(text)} is longer than the translator's {limit} tokens; "
+                    f"the rest was not translated.",
+                    flush=True,
+                )
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(
+            self.device.torch_device
+        )
         output = self.model.generate(**batch)
         # Decoded with the target (English) sentencepiece model: the output pieces are its pieces.
-        return self.tokenizer.batch_decode(output, skip_special_tokens=True, use_source_tokenizer=False)
+        return self.tokenizer.batch_decode(
+            output, skip_special_tokens=True, use_source_tokenizer=False
+        )

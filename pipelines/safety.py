@@ -56,17 +56,27 @@ def covering_squares(width: int, height: int) -> list[tuple[int, int, int, int]]
 
 
 class SafetyChecker:
-    def __init__(self, checker: StableDiffusionSafetyChecker, feature_extractor: CLIPImageProcessor, device: Device):
+    def __init__(
+        self,
+        checker: StableDiffusionSafetyChecker,
+        feature_extractor: CLIPImageProcessor,
+        device: Device,
+    ):
         self.checker, self.feature_extractor, self.device = checker, feature_extractor, device
 
     @classmethod
-    def load(cls, weights_dir: Path, device: Device) -> "SafetyChecker":
+    def load(cls, weights_dir: Path, device: Device) -> SafetyChecker:
         sd15 = WEIGHT_SETS["sd15"]
         checker = StableDiffusionSafetyChecker.from_pretrained(
-            sd15.path(weights_dir), subfolder="safety_checker", variant=sd15.variant, use_safetensors=True,
+            sd15.path(weights_dir),
+            subfolder="safety_checker",
+            variant=sd15.variant,
+            use_safetensors=True,
             dtype=device.dtype,
         )
-        feature_extractor = CLIPImageProcessor.from_pretrained(sd15.path(weights_dir), subfolder="feature_extractor")
+        feature_extractor = CLIPImageProcessor.from_pretrained(
+            sd15.path(weights_dir), subfolder="feature_extractor"
+        )
         return cls(checker.to(device.torch_device).eval(), feature_extractor, device)
 
     @torch.inference_mode()
@@ -78,7 +88,9 @@ class SafetyChecker:
         # forward_onnx is diffusers' batched form of the same test (each concept's cosine similarity
         # against its threshold); unlike forward it does not log that it blacked images out, which
         # does not apply here. The second argument is what it would black out: nothing we keep.
-        _, flags = self.checker.forward_onnx(pixels, torch.zeros(len(squares), device=pixels.device))
+        _, flags = self.checker.forward_onnx(
+            pixels, torch.zeros(len(squares), device=pixels.device)
+        )
         per_square = flags.tolist()
         flagged, at = [], 0
         for image in images:
@@ -110,4 +122,7 @@ class SafetyChecker:
                 f"no video is returned. Try another prompt or seed (API callers can turn the check off "
                 f"with disable_safety_checker=true)"
             )
-        print(f"Safety checker: frames {', '.join(str(i + 1) for i in indices)} of {len(frames)} passed.", flush=True)
+        print(
+            f"Safety checker: frames {', '.join(str(i + 1) for i in indices)} of {len(frames)} passed.",
+            flush=True,
+        )

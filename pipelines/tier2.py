@@ -9,9 +9,9 @@ and seed (tests/test_tier2_pipeline.py checks that).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -35,7 +35,9 @@ DECODE_CHUNK_FRAMES = 16
 # FreeNoise (Qiu et al. 2023, arXiv:2310.15169; diffusers' `enable_free_noise`): the motion module
 # attends within overlapping windows of frames and each frame takes the weighted mean of its
 # windows, so a clip can outgrow the motion module, and each frame can have its own prompt.
-MOTION_MODULE_FRAMES = 32  # AnimateDiff v3's positions; clips up to this long run as they always did
+MOTION_MODULE_FRAMES = (
+    32  # AnimateDiff v3's positions; clips up to this long run as they always did
+)
 FREE_NOISE_WINDOW_FRAMES = 16  # what AnimateDiff v3 was trained on, and diffusers' default
 FREE_NOISE_STRIDES = (4, 3, 2)  # 4 is diffusers' default; `free_noise_windows` says why not always
 # diffusers' split inference, with FreeNoise: the UNet's layers take part of the batch at a time
@@ -48,7 +50,9 @@ def load_pipeline(weights_dir: Path, device: Device) -> AnimateDiffPipeline:
     """Build the AnimateDiff pipeline from the SD 1.5 and motion adapter folders, onto `device`."""
     sd15, animatediff = WEIGHT_SETS["sd15"], WEIGHT_SETS["animatediff"]
     adapter = MotionAdapter.from_pretrained(
-        animatediff.path(weights_dir), variant=animatediff.variant, use_safetensors=True,
+        animatediff.path(weights_dir),
+        variant=animatediff.variant,
+        use_safetensors=True,
         dtype=device.dtype,
     )
     scheduler = DDIMScheduler.from_pretrained(
@@ -74,7 +78,10 @@ def load_pipeline(weights_dir: Path, device: Device) -> AnimateDiffPipeline:
 
 
 def _share_motion_modules(adapter: MotionAdapter, unet: UNetMotionModel) -> None:
-    for adapter_blocks, unet_blocks in ((adapter.down_blocks, unet.down_blocks), (adapter.up_blocks, unet.up_blocks)):
+    for adapter_blocks, unet_blocks in (
+        (adapter.down_blocks, unet.down_blocks),
+        (adapter.up_blocks, unet.up_blocks),
+    ):
         for adapter_block, unet_block in zip(adapter_blocks, unet_blocks):
             adapter_block.motion_modules = unet_block.motion_modules
     if adapter.mid_block is not None:
@@ -102,15 +109,25 @@ def frame_prompts(request: VideoRequest) -> str | dict[int, str]:
     dict diffusers' FreeNoise takes, which blends each text linearly into the next."""
     if not request.prompt_schedule:
         return request.prompt
-    return {frame: f"{request.prompt.strip().rstrip(',')}, {text}" for frame, text in request.prompt_schedule}
+    return {
+        frame: f"{request.prompt.strip().rstrip(',')}, {text}"
+        for frame, text in request.prompt_schedule
+    }
 
 
 def log_schedule(prompts: dict[int, str], num_frames: int) -> None:
     frames = list(prompts)
-    print(f"Prompt schedule as understood: each text is exact at its frame and blends linearly into "
-          f"the next; the last is held to frame {num_frames - 1}:", flush=True)
+    print(
+        f"Prompt schedule as understood: each text is exact at its frame and blends linearly into "
+        f"the next; the last is held to frame {num_frames - 1}:",
+        flush=True,
+    )
     for frame, text in prompts.items():
-        span = f"frames {frame}–{num_frames - 1}" if frame == frames[-1] and frame < num_frames - 1 else f"frame {frame}"
+        span = (
+            f"frames {frame}–{num_frames - 1}"
+            if frame == frames[-1] and frame < num_frames - 1
+            else f"frame {frame}"
+        )
         print(f"  {span}: {text!r}", flush=True)
 
 
@@ -122,7 +139,7 @@ class TextToVideo:
         self.draft = draft
 
     @classmethod
-    def load(cls, weights_dir: Path, device: Device) -> "TextToVideo":
+    def load(cls, weights_dir: Path, device: Device) -> TextToVideo:
         pipeline = load_pipeline(weights_dir, device)
         return cls(pipeline, DraftMode.load(weights_dir, device, pipeline))
 
@@ -132,18 +149,24 @@ class TextToVideo:
 
     def generate(self, request: VideoRequest, progress: Progress) -> np.ndarray:
         if request.draft:  # Lightning's motion modules in the UNet for this request only
-            with self.draft.active(request.camera_motion, request.camera_motion_strength) as pipeline:
+            with self.draft.active(
+                request.camera_motion, request.camera_motion_strength
+            ) as pipeline:
                 return self._generate(pipeline, request, progress)
         return self._generate(self.pipeline, request, progress)
 
-    def _generate(self, pipeline: AnimateDiffPipeline, request: VideoRequest, progress: Progress) -> np.ndarray:
+    def _generate(
+        self, pipeline: AnimateDiffPipeline, request: VideoRequest, progress: Progress
+    ) -> np.ndarray:
         # 1. The text of each frame: the prompt, or the prompt with the schedule's segments. CLIP
         #    reads 77 tokens; say so when the rest is dropped.
         prompt = frame_prompts(request)
         if isinstance(prompt, dict):
             log_schedule(prompt, request.num_frames)
             for number, (frame, text) in enumerate(prompt.items(), start=1):
-                log_prompt_truncation(pipeline.tokenizer, text, f"prompt_schedule segment {number} with the prompt")
+                log_prompt_truncation(
+                    pipeline.tokenizer, text, f"prompt_schedule segment {number} with the prompt"
+                )
         else:
             log_prompt_truncation(pipeline.tokenizer, prompt, "prompt")
         log_prompt_truncation(pipeline.tokenizer, request.negative_prompt, "negative_prompt")
@@ -206,10 +229,16 @@ class TextToVideo:
 
 def _module_slots(module: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.nn.Module]]:
     """(parent, name, child) for every module under `module`."""
-    return [(parent, name, child) for parent in module.modules() for name, child in parent.named_children()]
+    return [
+        (parent, name, child)
+        for parent in module.modules()
+        for name, child in parent.named_children()
+    ]
 
 
-def _enable_split_inference(pipeline: AnimateDiffPipeline, spatial_split_size: int, temporal_split_size: int) -> None:
+def _enable_split_inference(
+    pipeline: AnimateDiffPipeline, spatial_split_size: int, temporal_split_size: int
+) -> None:
     """diffusers' `enable_free_noise_split_inference`, on the down and up blocks: the UNet's spatial
     layers take 16 frames at a time, its motion modules 256 pixel positions at a time, so what the
     UNet holds while denoising does not grow with the clip (README, "Long shots and film-rate

@@ -10,8 +10,8 @@ components, inputs and seed (tests/test_tier3_pipeline.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -33,12 +33,47 @@ DECODE_CHUNK_FRAMES = 8
 # Synthesis" (arXiv:2307.01952), appendix table of the resolutions used for multi-aspect training
 # (section 2.3). Listed at SDXL's base resolution of 1024 pixels.
 SDXL_BUCKETS = (
-    (512, 2048), (512, 1984), (512, 1920), (512, 1856), (576, 1792), (576, 1728), (576, 1664),
-    (640, 1600), (640, 1536), (704, 1472), (704, 1408), (704, 1344), (768, 1344), (768, 1280),
-    (832, 1216), (832, 1152), (896, 1152), (896, 1088), (960, 1088), (960, 1024), (1024, 1024),
-    (1024, 960), (1088, 960), (1088, 896), (1152, 896), (1152, 832), (1216, 832), (1280, 768),
-    (1344, 768), (1344, 704), (1408, 704), (1472, 704), (1536, 640), (1600, 640), (1664, 576),
-    (1728, 576), (1792, 576), (1856, 512), (1920, 512), (1984, 512), (2048, 512),
+    (512, 2048),
+    (512, 1984),
+    (512, 1920),
+    (512, 1856),
+    (576, 1792),
+    (576, 1728),
+    (576, 1664),
+    (640, 1600),
+    (640, 1536),
+    (704, 1472),
+    (704, 1408),
+    (704, 1344),
+    (768, 1344),
+    (768, 1280),
+    (832, 1216),
+    (832, 1152),
+    (896, 1152),
+    (896, 1088),
+    (960, 1088),
+    (960, 1024),
+    (1024, 1024),
+    (1024, 960),
+    (1088, 960),
+    (1088, 896),
+    (1152, 896),
+    (1152, 832),
+    (1216, 832),
+    (1280, 768),
+    (1344, 768),
+    (1344, 704),
+    (1408, 704),
+    (1472, 704),
+    (1536, 640),
+    (1600, 640),
+    (1664, 576),
+    (1728, 576),
+    (1792, 576),
+    (1856, 512),
+    (1920, 512),
+    (1984, 512),
+    (2048, 512),
 )
 SDXL_BASE_RESOLUTION = 1024
 
@@ -69,10 +104,17 @@ def load_keyframe_pipeline(
     sdxl, sdxl_vae = WEIGHT_SETS["sdxl"], WEIGHT_SETS["sdxl_vae"]
     # SDXL's own VAE overflows in fp16 (NaNs, black frames); this fine-tune of it does not.
     vae = AutoencoderKL.from_pretrained(
-        sdxl_vae.path(weights_dir), variant=sdxl_vae.variant, use_safetensors=True, dtype=device.dtype
+        sdxl_vae.path(weights_dir),
+        variant=sdxl_vae.variant,
+        use_safetensors=True,
+        dtype=device.dtype,
     )
     pipeline = StableDiffusionXLPipeline.from_pretrained(
-        sdxl.path(weights_dir), vae=vae, variant=sdxl.variant, use_safetensors=True, dtype=device.dtype
+        sdxl.path(weights_dir),
+        vae=vae,
+        variant=sdxl.variant,
+        use_safetensors=True,
+        dtype=device.dtype,
     )
     if clip_l is not None and _same_weights(pipeline.text_encoder, clip_l):
         pipeline.register_modules(text_encoder=clip_l)
@@ -92,29 +134,49 @@ def load_animation_pipeline(weights_dir: Path, device: Device) -> StableVideoDif
 class KeyframeToVideo:
     """Tier 3. `generate` returns float frames in [0, 1], shape (num_frames, height, width, 3)."""
 
-    def __init__(self, keyframe: StableDiffusionXLPipeline, animation: StableVideoDiffusionPipeline, device: Device):
+    def __init__(
+        self,
+        keyframe: StableDiffusionXLPipeline,
+        animation: StableVideoDiffusionPipeline,
+        device: Device,
+    ):
         self.keyframe_pipeline = keyframe
         self.animation_pipeline = animation
         self.device = device
 
     @classmethod
-    def load(cls, weights_dir: Path, device: Device, clip_l: torch.nn.Module | None = None) -> "KeyframeToVideo":
-        return cls(load_keyframe_pipeline(weights_dir, device, clip_l), load_animation_pipeline(weights_dir, device), device)
+    def load(
+        cls, weights_dir: Path, device: Device, clip_l: torch.nn.Module | None = None
+    ) -> KeyframeToVideo:
+        return cls(
+            load_keyframe_pipeline(weights_dir, device, clip_l),
+            load_animation_pipeline(weights_dir, device),
+            device,
+        )
 
     def progress_units(self, request: VideoRequest) -> int:
         """Keyframe steps (none with the caller's image), SVD steps, one per decoded frame."""
         keyframe_steps = 0 if request.image is not None else request.num_inference_steps
         return keyframe_steps + request.num_inference_steps + request.num_frames
 
-    def generate(self, request: VideoRequest, progress: Progress,
-                 check_start_frame: Callable[[Image.Image, str], None] | None = None) -> np.ndarray:
+    def generate(
+        self,
+        request: VideoRequest,
+        progress: Progress,
+        check_start_frame: Callable[[Image.Image, str], None] | None = None,
+    ) -> np.ndarray:
         # 1. The start frame: the caller's image, read and checked before any model runs, or a
         #    keyframe rendered by SDXL from the prompt and scaled to the video size. Then
         #    `check_start_frame` (the safety checker) sees it before anything is animated.
         if request.image is not None:
-            keyframe, source = load_start_image(request.image, request.width, request.height), "your image"
+            keyframe, source = (
+                load_start_image(request.image, request.width, request.height),
+                "your image",
+            )
         else:
-            keyframe = fit_to_size(self.render_keyframe(request, progress), request.width, request.height)
+            keyframe = fit_to_size(
+                self.render_keyframe(request, progress), request.width, request.height
+            )
             source = "the SDXL keyframe"
         if check_start_frame is not None:
             check_start_frame(keyframe, source)
@@ -130,10 +192,14 @@ class KeyframeToVideo:
         for tokenizer in (pipeline.tokenizer, pipeline.tokenizer_2):
             log_prompt_truncation(tokenizer, request.prompt, "prompt")
         # The base resolution the loaded UNet declares, as diffusers uses for SDXL's default size.
-        width, height = keyframe_size(request.width, request.height,
-                                      pipeline.default_sample_size * pipeline.vae_scale_factor)
-        print(f"Keyframe: {width}×{height} (SDXL's training size for this aspect ratio), scaled to "
-              f"{request.width}×{request.height} for the video", flush=True)
+        width, height = keyframe_size(
+            request.width, request.height, pipeline.default_sample_size * pipeline.vae_scale_factor
+        )
+        print(
+            f"Keyframe: {width}×{height} (SDXL's training size for this aspect ratio), scaled to "
+            f"{request.width}×{request.height} for the video",
+            flush=True,
+        )
         return pipeline(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt or None,
@@ -145,7 +211,9 @@ class KeyframeToVideo:
             callback_on_step_end=progress.step_callback("keyframe"),
         ).images[0]
 
-    def animate(self, keyframe: Image.Image, request: VideoRequest, progress: Progress) -> torch.Tensor:
+    def animate(
+        self, keyframe: Image.Image, request: VideoRequest, progress: Progress
+    ) -> torch.Tensor:
         pipeline = self.animation_pipeline
         try:
             return pipeline(
@@ -176,8 +244,11 @@ class KeyframeToVideo:
         chunks = []
         for start in range(0, latents.shape[1], DECODE_CHUNK_FRAMES):
             chunk = latents[:, start : start + DECODE_CHUNK_FRAMES]
-            chunks.append(pipeline.decode_latents(chunk, chunk.shape[1], decode_chunk_size=DECODE_CHUNK_FRAMES))
+            chunks.append(
+                pipeline.decode_latents(
+                    chunk, chunk.shape[1], decode_chunk_size=DECODE_CHUNK_FRAMES
+                )
+            )
             progress.advance("decoding", chunk.shape[1])
         video = torch.cat(chunks, dim=2)  # (batch, channels, frames, h, w)
         return pipeline.video_processor.postprocess_video(video=video, output_type="np")[0]
-

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import imageio_ffmpeg
 import numpy as np
@@ -29,7 +29,18 @@ _FFMPEG = {
     ),
     "webm": dict(
         codec="libvpx-vp9",
-        output_params=["-crf", "32", "-b:v", "0", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"],
+        output_params=[
+            "-crf",
+            "32",
+            "-b:v",
+            "0",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-row-mt",
+            "1",
+        ],
     ),
 }
 
@@ -60,8 +71,12 @@ def write_video(
     frames are never all held at once)."""
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
-    if isinstance(frames, np.ndarray) and (frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3):
-        raise ValueError(f"expected uint8 frames of shape (F, H, W, 3), got {frames.dtype} {frames.shape}")
+    if isinstance(frames, np.ndarray) and (
+        frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3
+    ):
+        raise ValueError(
+            f"expected uint8 frames of shape (F, H, W, 3), got {frames.dtype} {frames.shape}"
+        )
     frames = _same_shape(frames)
     path = Path(path)
     # Same extension, so ffmpeg picks the same container for the partial file.
@@ -82,10 +97,14 @@ def _same_shape(frames: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
     frames = iter(frames)
     first = next(frames, None)
     if first is None or first.dtype != np.uint8 or first.ndim != 3 or first.shape[-1] != 3:
-        raise ValueError(f"expected uint8 frames of shape (H, W, 3), got {None if first is None else (first.dtype, first.shape)}")
+        raise ValueError(
+            f"expected uint8 frames of shape (H, W, 3), got {None if first is None else (first.dtype, first.shape)}"
+        )
     for frame in itertools.chain([first], frames):
         if frame.dtype != first.dtype or frame.shape != first.shape:
-            raise ValueError(f"every frame must be {first.dtype} {first.shape}, got {frame.dtype} {frame.shape}")
+            raise ValueError(
+                f"every frame must be {first.dtype} {first.shape}, got {frame.dtype} {frame.shape}"
+            )
         yield frame
 
 
@@ -119,5 +138,10 @@ def _write_gif(frames, path, fps, on_frame) -> None:
         on_frame()
     # GIF stores frame durations in hundredths of a second, so fps is kept to that precision.
     images[0].save(
-        path, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=round(1000 / fps),
+        loop=0,
     )

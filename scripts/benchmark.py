@@ -42,13 +42,21 @@ from pipelines.progress import Progress  # noqa: E402
 from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo  # noqa: E402
 from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo, keyframe_size  # noqa: E402
 from pipelines.video import to_uint8, write_video  # noqa: E402
-from weights import VERIFIED_CACHE, WEIGHT_SETS, required_files, verify_weights, write_lock  # noqa: E402
+from weights import (  # noqa: E402
+    VERIFIED_CACHE,
+    WEIGHT_SETS,
+    required_files,
+    verify_weights,
+    write_lock,
+)
 
 CONFIGS = REPO / "docs" / "model_configs.json"  # copy of the real repos' config.json values
 H100_DOLLARS_PER_SECOND = 0.001525  # Replicate's H100 price
 PROMPT = "a red fox running through fresh snow at sunrise, cinematic"
-SMOKE_SIZES = {2: dict(width=64, height=64, num_frames=8, num_inference_steps=2),
-               3: dict(width=128, height=64, num_frames=8, num_inference_steps=2)}
+SMOKE_SIZES = {
+    2: dict(width=64, height=64, num_frames=8, num_inference_steps=2),
+    3: dict(width=128, height=64, num_frames=8, num_inference_steps=2),
+}
 
 
 class StageTimer(Progress):
@@ -73,13 +81,25 @@ def synchronize(device: Device) -> None:
 
 # Each weight set's components and the docs/model_configs.json entry each is built from.
 FULL_SIZE_SETS = {
-    "sd15": {"unet": "sd15_unet", "vae": "sd15_vae", "text_encoder": "sd15_text_encoder",
-             "safety_checker": "sd15_safety_checker"},
+    "sd15": {
+        "unet": "sd15_unet",
+        "vae": "sd15_vae",
+        "text_encoder": "sd15_text_encoder",
+        "safety_checker": "sd15_safety_checker",
+    },
     "animatediff": {"adapter": "animatediff_v3_motion_adapter"},
     # SDXL's first encoder is the same CLIP ViT-L as SD 1.5's (same config, same seed below).
-    "sdxl": {"unet": "sdxl_unet", "text_encoder": "sdxl_text_encoder", "text_encoder_2": "sdxl_text_encoder_2",
-             "fp16_fix_vae": "sdxl_vae_fp16_fix"},
-    "svd": {"unet": "svd_xt_1_1_unet", "vae": "svd_xt_1_1_vae", "image_encoder": "svd_xt_1_1_image_encoder"},
+    "sdxl": {
+        "unet": "sdxl_unet",
+        "text_encoder": "sdxl_text_encoder",
+        "text_encoder_2": "sdxl_text_encoder_2",
+        "fp16_fix_vae": "sdxl_vae_fp16_fix",
+    },
+    "svd": {
+        "unet": "svd_xt_1_1_unet",
+        "vae": "svd_xt_1_1_vae",
+        "image_encoder": "svd_xt_1_1_image_encoder",
+    },
 }
 
 
@@ -103,7 +123,9 @@ def build_full_size_model(key: str, device: Device) -> torch.nn.Module:
     entry = json.loads(CONFIGS.read_text())[key]
     module_name, class_name = entry["class"].split(".")
     torch.manual_seed(0)
-    if class_name == "StableDiffusionSafetyChecker":  # not at diffusers' top level; takes a CLIPConfig
+    if (
+        class_name == "StableDiffusionSafetyChecker"
+    ):  # not at diffusers' top level; takes a CLIPConfig
         from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
 
         with torch.device(device.torch_device), default_dtype(device.dtype):
@@ -111,8 +133,10 @@ def build_full_size_model(key: str, device: Device) -> torch.nn.Module:
     cls = getattr({"diffusers": diffusers, "transformers": transformers}[module_name], class_name)
     with torch.device(device.torch_device), default_dtype(device.dtype):
         if module_name == "transformers":
-            config_class = getattr(transformers, class_name.replace("ModelWithProjection", "Config")
-                                   .replace("Model", "Config"))
+            config_class = getattr(
+                transformers,
+                class_name.replace("ModelWithProjection", "Config").replace("Model", "Config"),
+            )
             # The published token ids (not architecture, so not in model_configs.json): CLIP pools
             # its text output the way the real configs make it.
             token_ids = CLIP_TOKEN_IDS if "Text" in class_name else {}
@@ -123,7 +147,10 @@ def build_full_size_model(key: str, device: Device) -> torch.nn.Module:
 def build_full_size_set(name: str, device: Device, built: dict | None = None) -> dict:
     """The models of one weight set (FULL_SIZE_SETS); `built` passes ones already built to share."""
     built = built or {}
-    return {part: built.get(part) or build_full_size_model(key, device) for part, key in FULL_SIZE_SETS[name].items()}
+    return {
+        part: built.get(part) or build_full_size_model(key, device)
+        for part, key in FULL_SIZE_SETS[name].items()
+    }
 
 
 def build_full_size_models(device: Device) -> dict:
@@ -162,7 +189,9 @@ def count_tier2_flops_per_video() -> dict:
     sd15, adapter = models["sd15"], models["animatediff"]["adapter"]
     with torch.device("meta"):
         unet = UNetMotionModel.from_unet2d(sd15["unet"], adapter).to(torch.float16)
-        lightning_adapter = MotionAdapter.from_config({**adapter.config, "use_motion_mid_block": True}).to(torch.float16)
+        lightning_adapter = MotionAdapter.from_config(
+            {**adapter.config, "use_motion_mid_block": True}
+        ).to(torch.float16)
     standard_modules = MotionModules.installed_in(unet)
     lightning_modules = MotionModules.around(unet, lightning_adapter)
     defaults = resolve_request(dict(tier=2, prompt=PROMPT, seed=0))
@@ -170,15 +199,27 @@ def count_tier2_flops_per_video() -> dict:
     tokens = sd15["text_encoder"].config.max_position_embeddings
 
     def counted(function) -> int:
-        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, torch.no_grad():
+        with (
+            sdpa_kernel(SDPBackend.MATH),
+            FlopCounterMode(display=False) as counter,
+            torch.no_grad(),
+        ):
             function()
         return counter.get_total_flops()
 
     def unet_pass(batch: int) -> int:
         sample = torch.zeros(batch, 4, frames, latent, latent, device="meta", dtype=torch.float16)
         # AnimateDiffPipeline repeats the prompt's embedding for every frame before the UNet.
-        text = torch.zeros(batch * frames, tokens, unet.config.cross_attention_dim, device="meta", dtype=torch.float16)
-        return counted(lambda: unet(sample, torch.tensor(999, device="meta"), encoder_hidden_states=text))
+        text = torch.zeros(
+            batch * frames,
+            tokens,
+            unet.config.cross_attention_dim,
+            device="meta",
+            dtype=torch.float16,
+        )
+        return counted(
+            lambda: unet(sample, torch.tensor(999, device="meta"), encoder_hidden_states=text)
+        )
 
     def text_encoder(prompts: int) -> int:
         ids = torch.zeros(prompts, tokens, dtype=torch.long, device="meta")
@@ -193,9 +234,18 @@ def count_tier2_flops_per_video() -> dict:
     draft_step = unet_pass(batch=1)
     standard_modules.install(unet)
     modes = {
-        "standard": dict(steps=defaults.num_inference_steps, guidance=defaults.guidance_scale,
-                         text_encoder=text_encoder(2), unet_step=standard_step),
-        "draft": dict(steps=DRAFT_STEPS, guidance=DRAFT_GUIDANCE, text_encoder=text_encoder(1), unet_step=draft_step),
+        "standard": dict(
+            steps=defaults.num_inference_steps,
+            guidance=defaults.guidance_scale,
+            text_encoder=text_encoder(2),
+            unet_step=standard_step,
+        ),
+        "draft": dict(
+            steps=DRAFT_STEPS,
+            guidance=DRAFT_GUIDANCE,
+            text_encoder=text_encoder(1),
+            unet_step=draft_step,
+        ),
     }
     for mode in modes.values():
         mode["vae_decode"] = decode
@@ -203,21 +253,29 @@ def count_tier2_flops_per_video() -> dict:
         floor_seconds = mode["total"] / 1e12 / H100_MATMUL_TFLOPS
         mode["h100_floor_dollars"] = floor_seconds * H100_DOLLARS_PER_SECOND
         mode["h100_half_peak_dollars"] = 2 * floor_seconds * H100_DOLLARS_PER_SECOND
-    return dict(settings=f"{frames} frames {defaults.width}×{defaults.height}", modes=modes,
-                ratio=modes["standard"]["total"] / modes["draft"]["total"])
+    return dict(
+        settings=f"{frames} frames {defaults.width}×{defaults.height}",
+        modes=modes,
+        ratio=modes["standard"]["total"] / modes["draft"]["total"],
+    )
 
 
 def flops_table(counted: dict) -> str:
-    lines = [f"Tier 2 per video at the defaults ({counted['settings']}), counted with FlopCounterMode on the "
-             f"meta device; price = FLOPs at {H100_MATMUL_TFLOPS:.0f} TFLOP/s (floor) or half of it, "
-             f"× ${H100_DOLLARS_PER_SECOND}/s:", "",
-             "| mode | steps × UNet batch | TFLOP per UNet step | text encoder | VAE decode | TFLOP per video | $ per video at the floor | at 50 % of peak |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Tier 2 per video at the defaults ({counted['settings']}), counted with FlopCounterMode on the "
+        f"meta device; price = FLOPs at {H100_MATMUL_TFLOPS:.0f} TFLOP/s (floor) or half of it, "
+        f"× ${H100_DOLLARS_PER_SECOND}/s:",
+        "",
+        "| mode | steps × UNet batch | TFLOP per UNet step | text encoder | VAE decode | TFLOP per video | $ per video at the floor | at 50 % of peak |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, mode in counted["modes"].items():
         batch = 2 if mode["guidance"] > 1 else 1
-        lines.append(f"| {name} | {mode['steps']} × {batch} | {mode['unet_step'] / 1e12:.2f} | "
-                     f"{mode['text_encoder'] / 1e12:.3f} | {mode['vae_decode'] / 1e12:.1f} | {mode['total'] / 1e12:.0f} | "
-                     f"{mode['h100_floor_dollars']:.5f} | {mode['h100_half_peak_dollars']:.5f} |")
+        lines.append(
+            f"| {name} | {mode['steps']} × {batch} | {mode['unet_step'] / 1e12:.2f} | "
+            f"{mode['text_encoder'] / 1e12:.3f} | {mode['vae_decode'] / 1e12:.1f} | {mode['total'] / 1e12:.0f} | "
+            f"{mode['h100_floor_dollars']:.5f} | {mode['h100_half_peak_dollars']:.5f} |"
+        )
     lines += ["", f"Standard / draft: {counted['ratio']:.1f}× the FLOPs."]
     return "\n".join(lines)
 
@@ -226,46 +284,81 @@ def stock_tier2(weights_dir: Path, device: Device):
     from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
 
     sd15 = WEIGHT_SETS["sd15"].path(weights_dir)
-    adapter = MotionAdapter.from_pretrained(WEIGHT_SETS["animatediff"].path(weights_dir), dtype=device.dtype)
+    adapter = MotionAdapter.from_pretrained(
+        WEIGHT_SETS["animatediff"].path(weights_dir), dtype=device.dtype
+    )
     scheduler = DDIMScheduler.from_pretrained(sd15, subfolder="scheduler", **SCHEDULER_OVERRIDES)
     # SD 1.5's model_index.json names a feature_extractor (the safety checker's) that the weights
     # manifest leaves out; text-to-video never uses it, so the stock pipeline goes without it too.
-    pipeline = AnimateDiffPipeline.from_pretrained(sd15, motion_adapter=adapter, scheduler=scheduler,
-                                                   feature_extractor=None, image_encoder=None,
-                                                   variant="fp16", dtype=device.dtype).to(device.torch_device)
+    pipeline = AnimateDiffPipeline.from_pretrained(
+        sd15,
+        motion_adapter=adapter,
+        scheduler=scheduler,
+        feature_extractor=None,
+        image_encoder=None,
+        variant="fp16",
+        dtype=device.dtype,
+    ).to(device.torch_device)
     pipeline.set_progress_bar_config(disable=True)
 
     def run(request):
-        return pipeline(prompt=request.prompt, num_frames=request.num_frames, height=request.height,
-                        width=request.width, num_inference_steps=request.num_inference_steps,
-                        guidance_scale=request.guidance_scale, output_type="np",
-                        generator=torch.Generator("cpu").manual_seed(request.seed)).frames[0]
+        return pipeline(
+            prompt=request.prompt,
+            num_frames=request.num_frames,
+            height=request.height,
+            width=request.width,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            output_type="np",
+            generator=torch.Generator("cpu").manual_seed(request.seed),
+        ).frames[0]
+
     return run
 
 
 def stock_tier3(weights_dir: Path, device: Device):
     from diffusers import AutoencoderKL, StableDiffusionXLPipeline, StableVideoDiffusionPipeline
 
-    vae = AutoencoderKL.from_pretrained(WEIGHT_SETS["sdxl_vae"].path(weights_dir), dtype=device.dtype)
-    sdxl = StableDiffusionXLPipeline.from_pretrained(WEIGHT_SETS["sdxl"].path(weights_dir), vae=vae,
-                                                     variant="fp16", dtype=device.dtype).to(device.torch_device)
-    svd = StableVideoDiffusionPipeline.from_pretrained(WEIGHT_SETS["svd"].path(weights_dir), variant="fp16",
-                                                       dtype=device.dtype).to(device.torch_device)
+    vae = AutoencoderKL.from_pretrained(
+        WEIGHT_SETS["sdxl_vae"].path(weights_dir), dtype=device.dtype
+    )
+    sdxl = StableDiffusionXLPipeline.from_pretrained(
+        WEIGHT_SETS["sdxl"].path(weights_dir), vae=vae, variant="fp16", dtype=device.dtype
+    ).to(device.torch_device)
+    svd = StableVideoDiffusionPipeline.from_pretrained(
+        WEIGHT_SETS["svd"].path(weights_dir), variant="fp16", dtype=device.dtype
+    ).to(device.torch_device)
     for pipeline in (sdxl, svd):
         pipeline.set_progress_bar_config(disable=True)
 
     def run(request):
         # The same keyframe rule as ours: SDXL's training size for the aspect ratio, fitted to the video.
-        width, height = keyframe_size(request.width, request.height, sdxl.default_sample_size * sdxl.vae_scale_factor)
-        keyframe = sdxl(prompt=request.prompt, height=height, width=width,
-                        num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale,
-                        generator=torch.Generator("cpu").manual_seed(request.seed)).images[0]
+        width, height = keyframe_size(
+            request.width, request.height, sdxl.default_sample_size * sdxl.vae_scale_factor
+        )
+        keyframe = sdxl(
+            prompt=request.prompt,
+            height=height,
+            width=width,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            generator=torch.Generator("cpu").manual_seed(request.seed),
+        ).images[0]
         keyframe = fit_to_size(keyframe, request.width, request.height)
-        return svd(image=keyframe, height=request.height, width=request.width, num_frames=request.num_frames,
-                   num_inference_steps=request.num_inference_steps, fps=request.fps,
-                   motion_bucket_id=request.motion_bucket_id, noise_aug_strength=request.noise_aug_strength,
-                   decode_chunk_size=DECODE_CHUNK_FRAMES, output_type="np",
-                   generator=torch.Generator("cpu").manual_seed(request.seed)).frames[0]
+        return svd(
+            image=keyframe,
+            height=request.height,
+            width=request.width,
+            num_frames=request.num_frames,
+            num_inference_steps=request.num_inference_steps,
+            fps=request.fps,
+            motion_bucket_id=request.motion_bucket_id,
+            noise_aug_strength=request.noise_aug_strength,
+            decode_chunk_size=DECODE_CHUNK_FRAMES,
+            output_type="np",
+            generator=torch.Generator("cpu").manual_seed(request.seed),
+        ).frames[0]
+
     return run
 
 
@@ -279,7 +372,9 @@ def timed(function, device: Device):
 
 def encode(frames: np.ndarray, request) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        write_video(to_uint8(frames), Path(folder) / "video.mp4", fps=request.fps, output_format="mp4")
+        write_video(
+            to_uint8(frames), Path(folder) / "video.mp4", fps=request.fps, output_format="mp4"
+        )
 
 
 def measure_ours(pipeline, request, device: Device, runs: int, warmups: int) -> dict:
@@ -296,14 +391,20 @@ def measure_ours(pipeline, request, device: Device, runs: int, warmups: int) -> 
     if device.is_gpu:
         torch.cuda.reset_peak_memory_stats()
     samples = [timed(one, device) for _ in range(runs)]
-    stages = {stage: statistics.median(s[1][0][stage] for s in samples) for stage in samples[0][1][0]}
+    stages = {
+        stage: statistics.median(s[1][0][stage] for s in samples) for stage in samples[0][1][0]
+    }
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
         pipeline.generate(request, Progress(pipeline.progress_units(request), stream=io.StringIO()))
-    return dict(seconds=statistics.median(s[0] for s in samples), stages=stages, frames=samples[-1][1][1],
-                flops=counter.get_total_flops(),
-                peak_vram_gib=torch.cuda.max_memory_allocated() / 2**30 if device.is_gpu else None)
+    return dict(
+        seconds=statistics.median(s[0] for s in samples),
+        stages=stages,
+        frames=samples[-1][1][1],
+        flops=counter.get_total_flops(),
+        peak_vram_gib=torch.cuda.max_memory_allocated() / 2**30 if device.is_gpu else None,
+    )
 
 
 def measure_stock(run, request, device: Device, runs: int, warmups: int) -> dict:
@@ -334,15 +435,21 @@ def psnr(ours: np.ndarray, theirs: np.ndarray) -> float:
 
 
 def benchmark(weights_dir: Path, device: Device, smoke: bool, runs: int, warmups: int) -> dict:
-    requests = {tier: resolve_request(dict(tier=tier, prompt=PROMPT, seed=1234, **(SMOKE_SIZES[tier] if smoke else {})))
-                for tier in (2, 3)}
+    requests = {
+        tier: resolve_request(
+            dict(tier=tier, prompt=PROMPT, seed=1234, **(SMOKE_SIZES[tier] if smoke else {}))
+        )
+        for tier in (2, 3)
+    }
     results = {"peak_matmul_tflops": matmul_peak_tflops(device), "tiers": {}}
 
     results.update(measure_verification(weights_dir))
     # (b) ours first, so its peak memory counts only its own models, every tier resident.
     setup_seconds, ours = timed(lambda: _load_ours(weights_dir, device), device)
     results["setup_seconds"] = setup_seconds
-    measured = {tier: measure_ours(ours[tier], requests[tier], device, runs, warmups) for tier in (2, 3)}
+    measured = {
+        tier: measure_ours(ours[tier], requests[tier], device, runs, warmups) for tier in (2, 3)
+    }
     del ours
     stock_loaders = {2: stock_tier2, 3: stock_tier3}
     for tier, request in requests.items():
@@ -352,12 +459,18 @@ def benchmark(weights_dir: Path, device: Device, smoke: bool, runs: int, warmups
         b = measured[tier]
         results["tiers"][tier] = dict(
             settings=f"{request.num_frames} frames {request.width}×{request.height}, {request.num_inference_steps} steps",
-            stock_seconds=stock["seconds"], stock_setup_seconds=stock_setup, ours_seconds=b["seconds"],
-            speedup=stock["seconds"] / b["seconds"], ours_stages=b["stages"], tflop=b["flops"] / 1e12,
+            stock_seconds=stock["seconds"],
+            stock_setup_seconds=stock_setup,
+            ours_seconds=b["seconds"],
+            speedup=stock["seconds"] / b["seconds"],
+            ours_stages=b["stages"],
+            tflop=b["flops"] / 1e12,
             achieved_tflops=b["flops"] / 1e12 / b["seconds"],
             share_of_peak=b["flops"] / 1e12 / b["seconds"] / results["peak_matmul_tflops"],
-            peak_vram_gib=b["peak_vram_gib"], dollars_per_video=b["seconds"] * H100_DOLLARS_PER_SECOND,
-            max_abs_error=float(np.abs(b["frames"] - stock["frames"]).max()), psnr_db=psnr(b["frames"], stock["frames"]),
+            peak_vram_gib=b["peak_vram_gib"],
+            dollars_per_video=b["seconds"] * H100_DOLLARS_PER_SECOND,
+            max_abs_error=float(np.abs(b["frames"] - stock["frames"]).max()),
+            psnr_db=psnr(b["frames"], stock["frames"]),
             # In half precision an overflow shows as NaN (black after encoding) or as flat frames.
             frames_finite=bool(np.isfinite(b["frames"]).all()),
             min_frame_std=float(b["frames"].reshape(len(b["frames"]), -1).std(axis=1).min()),
@@ -377,57 +490,96 @@ def measure_verification(weights_dir: Path) -> dict:
     for tier in (2, 3):
         verify_weights(weights_dir, tier)
     cached = time.perf_counter() - started
-    return dict(weights_gib=sum((weights_dir / name).stat().st_size for name in required_files()) / 2**30,
-                verify_first_boot_seconds=first, verify_cached_seconds=cached)
+    return dict(
+        weights_gib=sum((weights_dir / name).stat().st_size for name in required_files()) / 2**30,
+        verify_first_boot_seconds=first,
+        verify_cached_seconds=cached,
+    )
 
 
 def _load_ours(weights_dir: Path, device: Device) -> dict:
     tier2 = TextToVideo.load(weights_dir, device)
-    return {2: tier2, 3: KeyframeToVideo.load(weights_dir, device, clip_l=tier2.pipeline.text_encoder)}
+    return {
+        2: tier2,
+        3: KeyframeToVideo.load(weights_dir, device, clip_l=tier2.pipeline.text_encoder),
+    }
 
 
 def machine(device: Device) -> str:
-    where = torch.cuda.get_device_name() if device.is_gpu else f"CPU ({platform.processor() or platform.machine()})"
+    where = (
+        torch.cuda.get_device_name()
+        if device.is_gpu
+        else f"CPU ({platform.processor() or platform.machine()})"
+    )
     return f"{where}, torch {torch.__version__}, CUDA {torch.version.cuda}, {platform.node()}"
 
 
 def write_results(out: Path, results: dict, device: Device, smoke: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    results = dict(results, date=datetime.date.today().isoformat(), machine=machine(device), smoke=smoke)
+    results = dict(
+        results, date=datetime.date.today().isoformat(), machine=machine(device), smoke=smoke
+    )
     (out / "benchmark.json").write_text(json.dumps(results, indent=1))
-    lines = [f"# Benchmark, {results['date']}: {results['machine']}", "",
-             "CPU smoke run on tiny random weights: checks the harness, says nothing about speed." if smoke else
-             "Full-size architectures, random weights, production defaults.", "",
-             f"Setup (ours, every model, to ready): {results['setup_seconds']:.1f} s, after verifying "
-             f"{results['weights_gib']:.2f} GiB of weights against the lock: "
-             f"{results['verify_first_boot_seconds']:.1f} s on a first boot (every file hashed), "
-             f"{results['verify_cached_seconds']:.2f} s with the hashes cached. "
-             f"Measured matmul peak: {results['peak_matmul_tflops']:.1f} TFLOP/s.", "",
-             "| tier | settings | stock s | ours s | speed-up | TFLOP | TFLOP/s | share of peak | peak VRAM GiB | $ per video (H100) | max abs err | PSNR dB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Benchmark, {results['date']}: {results['machine']}",
+        "",
+        "CPU smoke run on tiny random weights: checks the harness, says nothing about speed."
+        if smoke
+        else "Full-size architectures, random weights, production defaults.",
+        "",
+        f"Setup (ours, every model, to ready): {results['setup_seconds']:.1f} s, after verifying "
+        f"{results['weights_gib']:.2f} GiB of weights against the lock: "
+        f"{results['verify_first_boot_seconds']:.1f} s on a first boot (every file hashed), "
+        f"{results['verify_cached_seconds']:.2f} s with the hashes cached. "
+        f"Measured matmul peak: {results['peak_matmul_tflops']:.1f} TFLOP/s.",
+        "",
+        "| tier | settings | stock s | ours s | speed-up | TFLOP | TFLOP/s | share of peak | peak VRAM GiB | $ per video (H100) | max abs err | PSNR dB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for tier, r in results["tiers"].items():
         vram = f"{r['peak_vram_gib']:.1f}" if r["peak_vram_gib"] is not None else "—"
-        lines.append(f"| {tier} | {r['settings']} | {r['stock_seconds']:.2f} | {r['ours_seconds']:.2f} | {r['speedup']:.2f}× | "
-                     f"{r['tflop']:.3g} | {r['achieved_tflops']:.3g} | {r['share_of_peak']:.1%} | {vram} | "
-                     f"{r['dollars_per_video']:.4f} | {r['max_abs_error']:.2g} | {r['psnr_db']:.1f} |")
-    lines += ["", "Our frames: " + "; ".join(
-        f"tier {tier}: {'all finite' if r['frames_finite'] else 'NOT FINITE'}, smallest per-frame standard "
-        f"deviation {r['min_frame_std']:.3f} (0 = a flat frame)" for tier, r in results["tiers"].items())]
-    lines += ["", "Our stages (median seconds): " + "; ".join(
-        f"tier {tier}: " + ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in r["ours_stages"].items())
-        for tier, r in results["tiers"].items())]
+        lines.append(
+            f"| {tier} | {r['settings']} | {r['stock_seconds']:.2f} | {r['ours_seconds']:.2f} | {r['speedup']:.2f}× | "
+            f"{r['tflop']:.3g} | {r['achieved_tflops']:.3g} | {r['share_of_peak']:.1%} | {vram} | "
+            f"{r['dollars_per_video']:.4f} | {r['max_abs_error']:.2g} | {r['psnr_db']:.1f} |"
+        )
+    lines += [
+        "",
+        "Our frames: "
+        + "; ".join(
+            f"tier {tier}: {'all finite' if r['frames_finite'] else 'NOT FINITE'}, smallest per-frame standard "
+            f"deviation {r['min_frame_std']:.3f} (0 = a flat frame)"
+            for tier, r in results["tiers"].items()
+        ),
+    ]
+    lines += [
+        "",
+        "Our stages (median seconds): "
+        + "; ".join(
+            f"tier {tier}: "
+            + ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in r["ours_stages"].items())
+            for tier, r in results["tiers"].items()
+        ),
+    ]
     (out / "benchmark.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder for benchmark.json and benchmark.md")
-    parser.add_argument("--smoke", action="store_true", help="CPU, tiny weights, tiny sizes, one run")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for benchmark.json and benchmark.md"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="CPU, tiny weights, tiny sizes, one run"
+    )
     parser.add_argument("--weights-dir", type=Path, default=REPO / ".cache" / "full-size-weights")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmups", type=int, default=2)
-    parser.add_argument("--flops", action="store_true",
-                        help="only count tier 2's FLOPs per video, standard and draft, on the meta device (any machine)")
+    parser.add_argument(
+        "--flops",
+        action="store_true",
+        help="only count tier 2's FLOPs per video, standard and draft, on the meta device (any machine)",
+    )
     args = parser.parse_args()
     if args.flops:
         from diffusers.utils import logging as diffusers_logging
@@ -452,8 +604,12 @@ def main() -> None:
         weights_dir = args.weights_dir
         if not (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").is_file():
             write_weights(weights_dir, build_full_size_models(device))
-            write_lock(weights_dir)  # pinned like real weights, so setup's verification is measured too
-            (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").write_text("random weights, real architectures\n")
+            write_lock(
+                weights_dir
+            )  # pinned like real weights, so setup's verification is measured too
+            (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").write_text(
+                "random weights, real architectures\n"
+            )
             torch.cuda.empty_cache()
     with scratch:
         results = benchmark(weights_dir, device, args.smoke, args.runs, args.warmups)

@@ -22,9 +22,14 @@ from importlib import metadata
 from pathlib import Path
 
 # pkg/schema/types.go:32-51, 62-83: the type's *name* decides, so pathlib's Path counts as cog's.
-PRIMITIVES = {"bool": {"type": "boolean"}, "float": {"type": "number"}, "int": {"type": "integer"},
-              "str": {"type": "string"}, "Path": {"type": "string", "format": "uri"},
-              "File": {"type": "string", "format": "uri"}}
+PRIMITIVES = {
+    "bool": {"type": "boolean"},
+    "float": {"type": "number"},
+    "int": {"type": "integer"},
+    "str": {"type": "string"},
+    "Path": {"type": "string", "format": "uri"},
+    "File": {"type": "string", "format": "uri"},
+}
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 UNRESOLVED, DROPPED = object(), object()  # Go's `ok == false`; a keyword Cog does not keep
 FAILS = "(cog build fails)"
@@ -77,13 +82,18 @@ def go_int(raw: str):
         number = int(raw.strip(), 0)
     except ValueError:
         return UNRESOLVED
-    return number if -2**63 <= number < 2**63 else UNRESOLVED
+    return number if -(2**63) <= number < 2**63 else UNRESOLVED
 
 
 def to_json(value):
     """A parsed value as Cog writes it (types.go:181-212): sets and tuples as lists."""
-    if isinstance(value, DictValue):  # Go writes a non-string key with %v, as go_json writes a number
-        return {k if isinstance(k, str) else go_json(k): to_json(v) for k, v in zip(value.keys, value.values)}
+    if isinstance(
+        value, DictValue
+    ):  # Go writes a non-string key with %v, as go_json writes a number
+        return {
+            k if isinstance(k, str) else go_json(k): to_json(v)
+            for k, v in zip(value.keys, value.values)
+        }
     return [to_json(item) for item in value] if isinstance(value, (list, tuple)) else value
 
 
@@ -96,8 +106,14 @@ class Predictor:
         self.tree = ast.parse(source)
         self.problems: list[Problem] = []
         # inputs.go:441-457: a call to `Input`, or to an alias of cog's Input (imports.go:11-34).
-        imports = [node for node in self.tree.body if isinstance(node, ast.ImportFrom) and node.module == "cog"]
-        self.input_names = {"Input"} | {a.asname for node in imports for a in node.names if a.name == "Input"}
+        imports = [
+            node
+            for node in self.tree.body
+            if isinstance(node, ast.ImportFrom) and node.module == "cog"
+        ]
+        self.input_names = {"Input"} | {
+            a.asname for node in imports for a in node.names if a.name == "Input"
+        }
         self.scope = self._module_scope()
         self.attributes, self.methods = self._input_registry()
         self.function = self._target(class_name, method)
@@ -114,11 +130,13 @@ class Predictor:
         if after is None:
             return text
         start, end = (after.end_lineno, after.end_col_offset), (node.lineno, node.col_offset)
-        opened = self.text[self._index(*start):self._index(*end)].partition("=")[2].strip()
+        opened = self.text[self._index(*start) : self._index(*end)].partition("=")[2].strip()
         return opened + text + ")" * opened.count("(")
 
     def _index(self, lineno: int, col: int) -> int:  # ast counts columns in UTF-8 bytes
-        return sum(map(len, self.lines[: lineno - 1])) + len(self.lines[lineno - 1].encode()[:col].decode())
+        return sum(map(len, self.lines[: lineno - 1])) + len(
+            self.lines[lineno - 1].encode()[:col].decode()
+        )
 
     def is_input_call(self, node: ast.AST) -> bool:
         return isinstance(node, ast.Call) and self.raw(node.func) in self.input_names
@@ -135,7 +153,9 @@ class Predictor:
             if isinstance(value, (int, float)):
                 return (go_int if isinstance(value, int) else go_float)(raw)
             return go_string(raw) if isinstance(value, str) else UNRESOLVED
-        if isinstance(node, ast.JoinedStr):  # an f-string starts with f": refused; "a" f"{b}" is cut
+        if isinstance(
+            node, ast.JoinedStr
+        ):  # an f-string starts with f": refused; "a" f"{b}" is cut
             return go_string(raw)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             number = go_int(raw)  # literals.go:58-66 parses the operator's text
@@ -143,11 +163,19 @@ class Predictor:
         if isinstance(node, (ast.List, ast.Set)):
             items = [self.literal(item) for item in node.elts]
             # a set is written as a list, but is no list to `choices` (a tuple stands for it here)
-            return UNRESOLVED if UNRESOLVED in items else items if isinstance(node, ast.List) else tuple(items)
+            return (
+                UNRESOLVED
+                if UNRESOLVED in items
+                else items
+                if isinstance(node, ast.List)
+                else tuple(items)
+            )
         if isinstance(node, ast.Tuple):  # literals.go:67-74: an item it cannot read is left out
             return [item for item in map(self.literal, node.elts) if item is not UNRESOLVED]
         if isinstance(node, ast.Dict):  # literals.go:143-164: so is a pair
-            pairs = [(self.literal(k), self.literal(v)) for k, v in zip(node.keys, node.values) if k]
+            pairs = [
+                (self.literal(k), self.literal(v)) for k, v in zip(node.keys, node.values) if k
+            ]
             pairs = [pair for pair in pairs if UNRESOLVED not in pair]
             return DictValue([k for k, _ in pairs], [v for _, v in pairs])
         return UNRESOLVED
@@ -195,14 +223,28 @@ class Predictor:
         attributes, methods = {}, {}
         for cls in (node for node in self.tree.body if isinstance(node, ast.ClassDef)):
             for stmt in cls.body:
-                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
-                    stmt, ast.AnnAssign) else []
-                if len(targets) == 1 and isinstance(targets[0], ast.Name) and self.is_input_call(stmt.value):
+                targets = (
+                    stmt.targets
+                    if isinstance(stmt, ast.Assign)
+                    else [stmt.target]
+                    if isinstance(stmt, ast.AnnAssign)
+                    else []
+                )
+                if (
+                    len(targets) == 1
+                    and isinstance(targets[0], ast.Name)
+                    and self.is_input_call(stmt.value)
+                ):
                     attributes[f"{cls.name}.{targets[0].id}"] = stmt.value
                 if isinstance(stmt, FUNCTIONS):
-                    returned = [s.value for s in stmt.body
-                                if isinstance(s, ast.Return) and self.is_input_call(s.value)]
-                    params = [p.arg for p in stmt.args.posonlyargs + stmt.args.args + stmt.args.kwonlyargs]
+                    returned = [
+                        s.value
+                        for s in stmt.body
+                        if isinstance(s, ast.Return) and self.is_input_call(s.value)
+                    ]
+                    params = [
+                        p.arg for p in stmt.args.posonlyargs + stmt.args.args + stmt.args.kwonlyargs
+                    ]
                     if returned:
                         params = [param for param in params if param not in ("self", "cls")]
                         methods[f"{cls.name}.{stmt.name}"] = (params, returned[0])
@@ -212,7 +254,11 @@ class Predictor:
         # target.go:89-133: the class's run(), else its legacy predict(). (Cog also looks in a parent
         # class and takes a top-level function; this project has neither.)
         wanted = (method, "predict") if method == "run" else (method,)
-        classes = [node for node in self.tree.body if isinstance(node, ast.ClassDef) and node.name == class_name]
+        classes = [
+            node
+            for node in self.tree.body
+            if isinstance(node, ast.ClassDef) and node.name == class_name
+        ]
         for cls in classes:
             found = {s.name: s for s in cls.body if isinstance(s, FUNCTIONS) and s.name in wanted}
             if not found:
@@ -231,10 +277,17 @@ class Predictor:
         inputs = Ordered()
         for index, (arg, default) in enumerate(params):
             if arg.annotation is None and default is not None:  # inputs.go:348-354
-                self.report(f"parameter '{arg.arg}' on {self.function.name} has no type annotation", fatal=True)
-            elif arg.annotation is None and not (index == 0 and arg.arg == "self"):  # inputs.go:321-331
-                self.report(f"parameter '{arg.arg}' has no type annotation: Cog leaves it out of the schema, "
-                            "so no request can set it")
+                self.report(
+                    f"parameter '{arg.arg}' on {self.function.name} has no type annotation",
+                    fatal=True,
+                )
+            elif arg.annotation is None and not (
+                index == 0 and arg.arg == "self"
+            ):  # inputs.go:321-331
+                self.report(
+                    f"parameter '{arg.arg}' has no type annotation: Cog leaves it out of the schema, "
+                    "so no request can set it"
+                )
             elif arg.annotation is not None:
                 try:
                     primitive, nullable = self.input_type(arg.annotation)
@@ -244,7 +297,9 @@ class Predictor:
                 raw = None if default is None else self.raw(default, arg.annotation)
                 field = {} if default is None else self._field(arg.arg, default, raw)
                 if field is not None:
-                    inputs[arg.arg] = dict(field, order=len(inputs), primitive=primitive, nullable=nullable)
+                    inputs[arg.arg] = dict(
+                        field, order=len(inputs), primitive=primitive, nullable=nullable
+                    )
                     self._check_field(arg.arg, inputs[arg.arg])
         return inputs
 
@@ -261,7 +316,12 @@ class Predictor:
         name = ast.unparse(node).split(".", 1)[-1]  # types.go:366-376: `cog.Path` is `Path`
         if name in PRIMITIVES:
             return name, False
-        if isinstance(node, (ast.Name, ast.Attribute)) and name not in ("Secret", "Any", "dict", "Dict"):
+        if isinstance(node, (ast.Name, ast.Attribute)) and name not in (
+            "Secret",
+            "Any",
+            "dict",
+            "Dict",
+        ):
             raise CogBuildError(f"cannot resolve type '{name}'")  # types.go:528-537
         raise CogBuildError(f"cog_schema.py does not model the type `{ast.unparse(node)}`")
 
@@ -274,12 +334,22 @@ class Predictor:
             return self.input_call(default, f"parameter '{name}'")
         if bare and isinstance(default, ast.Attribute) and key in self.attributes:
             registered = self._registered(name, key, raw)
-            return self.input_call(self.attributes[key], f"parameter '{name}' ({key})") if registered else None
+            return (
+                self.input_call(self.attributes[key], f"parameter '{name}' ({key})")
+                if registered
+                else None
+            )
         if bare and isinstance(default, ast.Call) and key in self.methods:
-            return self._method_call(name, key, default, raw) if self._registered(name, key, raw) else None
+            return (
+                self._method_call(name, key, default, raw)
+                if self._registered(name, key, raw)
+                else None
+            )
         value, source = self.resolve(default, raw)
         if value is UNRESOLVED:
-            self.report(f"parameter '{name}': default `{raw}` cannot be statically resolved", fatal=True)
+            self.report(
+                f"parameter '{name}': default `{raw}` cannot be statically resolved", fatal=True
+            )
             return None
         if self.changed(source, value):
             self.report(f"parameter '{name}': default `{raw}` is read by Cog as {to_json(value)!r}")
@@ -289,13 +359,17 @@ class Predictor:
         """inputs.go:459-534: the keyword arguments of Input(...); None when the build fails. Keys in
         `skip` are set at a Cls.method() call site, so what the method's Input() says does not count."""
         for arg in call.args:  # inputs.go:467-470: only keyword arguments are read
-            self.report(f"{where}: positional argument `{self.raw(arg)}` to Input() is ignored by Cog; "
-                        "write default=...")
+            self.report(
+                f"{where}: positional argument `{self.raw(arg)}` to Input() is ignored by Cog; "
+                "write default=..."
+            )
         info, failed = {}, False
         for keyword in call.keywords:
             if keyword.arg is None:
-                self.report(f"{where}: Input(**{self.raw(keyword.value)}) is not read by Cog: every setting "
-                            "in it is dropped")
+                self.report(
+                    f"{where}: Input(**{self.raw(keyword.value)}) is not read by Cog: every setting "
+                    "in it is dropped"
+                )
             elif keyword.arg not in skip:
                 raw = ast.get_source_segment(self.text, keyword).partition("=")[2].strip()
                 value = self._keyword(where, keyword.arg, keyword.value, raw)
@@ -307,28 +381,41 @@ class Predictor:
     def _keyword(self, where: str, key: str, node: ast.AST, raw: str):
         """One Input() keyword as Cog reads it; DROPPED, or UNRESOLVED when the build fails."""
         if key == "default_factory":  # inputs.go:486-487
-            self.report(f"{where}: default_factory is not supported in static schema generation", fatal=True)
+            self.report(
+                f"{where}: default_factory is not supported in static schema generation", fatal=True
+            )
             return UNRESOLVED
         if key == "default":  # inputs.go:479-485: a default it cannot read becomes None
             value, node = self.resolve(node, raw)
             if value is UNRESOLVED:
-                self.report(f"{where}: default=`{raw}` cannot be statically resolved, so Cog writes default "
-                            "None (a required input unless the type is Optional)")
+                self.report(
+                    f"{where}: default=`{raw}` cannot be statically resolved, so Cog writes default "
+                    "None (a required input unless the type is Optional)"
+                )
                 return None
         elif key == "choices":  # inputs.go:514-521
             value = self.choices(node, raw)
             if value is UNRESOLVED:
-                self.report(f"{where}: choices expression `{raw}` cannot be statically resolved", fatal=True)
+                self.report(
+                    f"{where}: choices expression `{raw}` cannot be statically resolved", fatal=True
+                )
                 return UNRESOLVED
             # what to compare with Python's reading: the literal list, or the constant's
-            node = self.scope[node.id][1] if isinstance(node, ast.Name) else (
-                node if isinstance(node, ast.List) else None)
+            node = (
+                self.scope[node.id][1]
+                if isinstance(node, ast.Name)
+                else (node if isinstance(node, ast.List) else None)
+            )
         elif key in ("ge", "le", "min_length", "max_length"):  # inputs.go:492-509
             value = self._kept(where, key, raw, go_float(raw), "a number literal")
-            return int(value) if key.endswith("length") and value is not DROPPED else value  # uint64(n)
+            return (
+                int(value) if key.endswith("length") and value is not DROPPED else value
+            )  # uint64(n)
         elif key == "description":  # inputs.go:488-491
             value, node = self.resolve(node, raw, strings_only=True)
-            value = self._kept(where, key, raw, value, "a string literal or same-file string constant")
+            value = self._kept(
+                where, key, raw, value, "a string literal or same-file string constant"
+            )
         elif key == "regex":  # inputs.go:510-513
             value = self._kept(where, key, raw, go_string(raw), "a string literal")
         elif key == "deprecated":  # inputs.go:522-525
@@ -361,8 +448,16 @@ class Predictor:
             return UNRESOLVED if UNRESOLVED in (left, right) else left + right
         is_list_call = isinstance(node, ast.Call) and self.raw(node.func) == "list" and node.args
         inner = node.args[0] if is_list_call else None
-        method = inner.func if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) else None
-        if method is not None and isinstance(method.value, ast.Name) and method.attr in ("keys", "values"):
+        method = (
+            inner.func
+            if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute)
+            else None
+        )
+        if (
+            method is not None
+            and isinstance(method.value, ast.Name)
+            and method.attr in ("keys", "values")
+        ):
             table = self.scope.get(method.value.id, (None,))[0]
             if isinstance(table, DictValue):
                 return table.keys if method.attr == "keys" else table.values
@@ -376,8 +471,11 @@ class Predictor:
         reason = next((problem.text for problem in self.problems if problem.fatal), "")
         self.problems = kept
         if failed:
-            self.report(f"parameter '{name}': default `{raw}` cannot be statically resolved, because Cog "
-                        f"skips {reason.removesuffix(FAILS).strip()}", fatal=True)
+            self.report(
+                f"parameter '{name}': default `{raw}` cannot be statically resolved, because Cog "
+                f"skips {reason.removesuffix(FAILS).strip()}",
+                fatal=True,
+            )
         return not failed
 
     def _method_call(self, name: str, key: str, call: ast.Call, raw: str) -> dict | None:
@@ -386,21 +484,31 @@ class Predictor:
         names, body = self.methods[key]
         given = {kw.arg: kw.value for kw in call.keywords if kw.arg} | dict(zip(names, call.args))
         where = f"parameter '{name}' ({raw})"
-        readers = {"default": self.literal, "description": lambda _, raw: go_string(raw),
-                   "ge": lambda _, raw: go_float(raw), "le": lambda _, raw: go_float(raw)}
+        readers = {
+            "default": self.literal,
+            "description": lambda _, raw: go_string(raw),
+            "ge": lambda _, raw: go_float(raw),
+            "le": lambda _, raw: go_float(raw),
+        }
         overridden = {}
         for key_word, node in given.items():
             text = self.raw(node)
             value = readers[key_word](node, text) if key_word in readers else DROPPED
             if value is DROPPED:
-                self.report(f"{where}: argument {key_word}=`{text}` is ignored by Cog: at a call site it "
-                            "reads only default, description, ge and le")
+                self.report(
+                    f"{where}: argument {key_word}=`{text}` is ignored by Cog: at a call site it "
+                    "reads only default, description, ge and le"
+                )
             elif value is UNRESOLVED:
-                self.report(f"{where}: {key_word}=`{text}` is not a literal, all Cog reads at a call site: "
-                            "it keeps what the method's Input() says")
+                self.report(
+                    f"{where}: {key_word}=`{text}` is not a literal, all Cog reads at a call site: "
+                    "it keeps what the method's Input() says"
+                )
             else:
                 if self.changed(node, value):
-                    self.report(f"{where}: {key_word}=`{text}` is read by Cog as {to_json(value)!r}")
+                    self.report(
+                        f"{where}: {key_word}=`{text}` is read by Cog as {to_json(value)!r}"
+                    )
                 overridden[key_word] = value
         where = f"parameter '{name}' (the Input() {key} returns)"
         info = self.input_call(body, where, skip=tuple(overridden))
@@ -409,8 +517,10 @@ class Predictor:
     def _check_field(self, name: str, field: dict) -> None:
         # openapi_spec.go:368-400: None on a type that is not Optional is no default at all.
         if "default" in field and field["default"] is None and not field["nullable"]:
-            self.report(f"parameter '{name}': default None on a type that is not Optional: Cog makes it a "
-                        "required input; annotate it Optional[...]")
+            self.report(
+                f"parameter '{name}': default None on a type that is not Optional: Cog makes it a "
+                "required input; annotate it Optional[...]"
+            )
 
     def _output(self) -> dict | None:
         """parser.go:258-290; schema_type.go:86-102, 239-329 and 366-427."""
@@ -421,7 +531,9 @@ class Predictor:
         if node is None:
             self.report(f"missing return type annotation on {self.function.name}", fatal=True)
         elif union_members(node) is not None:
-            self.report("unsupported output type: Optional is not allowed as a return type", fatal=True)
+            self.report(
+                "unsupported output type: Optional is not allowed as a return type", fatal=True
+            )
         elif name in PRIMITIVES:
             return dict(PRIMITIVES[name], title="Output")
         else:
@@ -432,8 +544,13 @@ class Predictor:
 def union_members(node: ast.AST) -> list | None:
     """`X | Y` (annotations.go:166-207), Optional[X] (types.go:548-558) or Union[...]; else None."""
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return (union_members(node.left) or [node.left]) + (union_members(node.right) or [node.right])
-    if isinstance(node, ast.Subscript) and ast.unparse(node.value).split(".", 1)[-1] in ("Optional", "Union"):
+        return (union_members(node.left) or [node.left]) + (
+            union_members(node.right) or [node.right]
+        )
+    if isinstance(node, ast.Subscript) and ast.unparse(node.value).split(".", 1)[-1] in (
+        "Optional",
+        "Union",
+    ):
         args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         return args + [ast.Constant(None)] if ast.unparse(node.value).endswith("Optional") else args
     return None
@@ -449,9 +566,15 @@ def input_schema(inputs: Ordered) -> tuple[dict, Ordered]:
     properties, enums, required = Ordered(), Ordered(), []
     for name, field in inputs.items():
         prop = {"x-order": field["order"]}
-        if field.get("choices"):  # a component named as the parameter is, in place of type and title
-            enums[name] = {"title": name, "description": "An enumeration.", "enum": to_json(field["choices"]),
-                           "type": PRIMITIVES[field["primitive"]]["type"]}
+        if field.get(
+            "choices"
+        ):  # a component named as the parameter is, in place of type and title
+            enums[name] = {
+                "title": name,
+                "description": "An enumeration.",
+                "enum": to_json(field["choices"]),
+                "type": PRIMITIVES[field["primitive"]]["type"],
+            }
             prop["allOf"] = [{"$ref": f"#/components/schemas/{name}"}]
         else:
             prop.update(PRIMITIVES[field["primitive"]], title=title_case(name))
@@ -463,9 +586,14 @@ def input_schema(inputs: Ordered) -> tuple[dict, Ordered]:
             prop["default"] = to_json(field["default"])
         if nullable:
             prop["nullable"] = True
-        for key, schema_key in (("description", "description"), ("ge", "minimum"), ("le", "maximum"),
-                                ("min_length", "minLength"), ("max_length", "maxLength"),
-                                ("regex", "pattern")):
+        for key, schema_key in (
+            ("description", "description"),
+            ("ge", "minimum"),
+            ("le", "maximum"),
+            ("min_length", "minLength"),
+            ("max_length", "maxLength"),
+            ("regex", "pattern"),
+        ):
             if key in field:
                 prop[schema_key] = field[key]
         if field.get("deprecated"):
@@ -478,53 +606,134 @@ def input_schema(inputs: Ordered) -> tuple[dict, Ordered]:
 def document(inputs: Ordered, output: dict, version: str) -> dict:
     """openapi_spec.go:23-265 for a predictor that does not stream. The post-processing there
     (removeTitleNextToRef, fixNullableAnyOf) changes nothing in what this writes."""
+
     def answer(schema: dict) -> dict:
-        return {"description": "Successful Response", "content": {"application/json": {"schema": schema}}}
+        return {
+            "description": "Successful Response",
+            "content": {"application/json": {"schema": schema}},
+        }
 
     def text(title: str, **extra) -> dict:
         return {"title": title, "type": "string", **extra}
 
-    names = ("Input", "Output", "PredictionRequest", "PredictionResponse", "HTTPValidationError", "ValidationError")
+    names = (
+        "Input",
+        "Output",
+        "PredictionRequest",
+        "PredictionResponse",
+        "HTTPValidationError",
+        "ValidationError",
+    )
     ref = {name: {"$ref": f"#/components/schemas/{name}"} for name in names}
-    invalid = {"description": "Validation Error",
-               "content": {"application/json": {"schema": ref["HTTPValidationError"]}}}
+    invalid = {
+        "description": "Validation Error",
+        "content": {"application/json": {"schema": ref["HTTPValidationError"]}},
+    }
     input_component, enums = input_schema(inputs)
     schemas = Ordered(Input=input_component, Output=output, **enums)
-    schemas.update({
-        "PredictionRequest": {"title": "PredictionRequest", "type": "object",
-                              "properties": {"id": text("Id"), "input": ref["Input"]}},
-        "PredictionResponse": {"title": "PredictionResponse", "type": "object", "properties": {
-            "input": ref["Input"], "output": ref["Output"], "id": text("Id"), "version": text("Version"),
-            **{key: text(title_case(key), format="date-time")
-               for key in ("created_at", "started_at", "completed_at")},
-            "status": text("Status"), "error": text("Error"), "logs": text("Logs"),
-            "metrics": {"title": "Metrics", "type": "object"}}},
-        "Status": text("Status", description="An enumeration.",
-                       enum=["starting", "processing", "succeeded", "canceled", "failed"]),
-        "HTTPValidationError": {"title": "HTTPValidationError", "type": "object", "properties": {
-            "detail": {"title": "Detail", "type": "array", "items": ref["ValidationError"]}}},
-        "ValidationError": {"title": "ValidationError", "required": ["loc", "msg", "type"], "type": "object",
-                            "properties": {"loc": {"title": "Location", "type": "array", "items": {
-                                "anyOf": [{"type": "string"}, {"type": "integer"}]}},
-                                "msg": text("Message"), "type": text("Error Type")}},
-    })
-    paths = Ordered({
-        "/": {"get": {"summary": "Root", "operationId": "root__get", "responses": {"200": answer({})}}},
-        "/health-check": {"get": {"summary": "Healthcheck", "operationId": "healthcheck_health_check_get",
-                                  "responses": {"200": answer({})}}},
-        "/predictions": {"post": {
-            "summary": "Predict", "description": "Run a single prediction on the model",
-            "operationId": "predict_predictions_post",
-            "requestBody": {"content": {"application/json": {"schema": ref["PredictionRequest"]}}},
-            "responses": {"200": answer(ref["PredictionResponse"]), "422": invalid}}},
-        "/predictions/{prediction_id}/cancel": {"post": {
-            "summary": "Cancel", "operationId": "cancel_predictions__prediction_id__cancel_post",
-            "parameters": [{"required": True, "schema": text("Prediction Id"), "name": "prediction_id",
-                            "in": "path"}],
-            "responses": {"200": answer({}), "422": invalid}}},
-    })
-    return {"openapi": "3.0.2", "info": {"title": "Cog", "version": version}, "paths": paths,
-            "components": {"schemas": schemas}}
+    schemas.update(
+        {
+            "PredictionRequest": {
+                "title": "PredictionRequest",
+                "type": "object",
+                "properties": {"id": text("Id"), "input": ref["Input"]},
+            },
+            "PredictionResponse": {
+                "title": "PredictionResponse",
+                "type": "object",
+                "properties": {
+                    "input": ref["Input"],
+                    "output": ref["Output"],
+                    "id": text("Id"),
+                    "version": text("Version"),
+                    **{
+                        key: text(title_case(key), format="date-time")
+                        for key in ("created_at", "started_at", "completed_at")
+                    },
+                    "status": text("Status"),
+                    "error": text("Error"),
+                    "logs": text("Logs"),
+                    "metrics": {"title": "Metrics", "type": "object"},
+                },
+            },
+            "Status": text(
+                "Status",
+                description="An enumeration.",
+                enum=["starting", "processing", "succeeded", "canceled", "failed"],
+            ),
+            "HTTPValidationError": {
+                "title": "HTTPValidationError",
+                "type": "object",
+                "properties": {
+                    "detail": {"title": "Detail", "type": "array", "items": ref["ValidationError"]}
+                },
+            },
+            "ValidationError": {
+                "title": "ValidationError",
+                "required": ["loc", "msg", "type"],
+                "type": "object",
+                "properties": {
+                    "loc": {
+                        "title": "Location",
+                        "type": "array",
+                        "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    },
+                    "msg": text("Message"),
+                    "type": text("Error Type"),
+                },
+            },
+        }
+    )
+    paths = Ordered(
+        {
+            "/": {
+                "get": {
+                    "summary": "Root",
+                    "operationId": "root__get",
+                    "responses": {"200": answer({})},
+                }
+            },
+            "/health-check": {
+                "get": {
+                    "summary": "Healthcheck",
+                    "operationId": "healthcheck_health_check_get",
+                    "responses": {"200": answer({})},
+                }
+            },
+            "/predictions": {
+                "post": {
+                    "summary": "Predict",
+                    "description": "Run a single prediction on the model",
+                    "operationId": "predict_predictions_post",
+                    "requestBody": {
+                        "content": {"application/json": {"schema": ref["PredictionRequest"]}}
+                    },
+                    "responses": {"200": answer(ref["PredictionResponse"]), "422": invalid},
+                }
+            },
+            "/predictions/{prediction_id}/cancel": {
+                "post": {
+                    "summary": "Cancel",
+                    "operationId": "cancel_predictions__prediction_id__cancel_post",
+                    "parameters": [
+                        {
+                            "required": True,
+                            "schema": text("Prediction Id"),
+                            "name": "prediction_id",
+                            "in": "path",
+                        }
+                    ],
+                    "responses": {"200": answer({}), "422": invalid},
+                }
+            },
+        }
+    )
+    return {
+        "openapi": "3.0.2",
+        "info": {"title": "Cog", "version": version},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
 
 
 def go_json(value) -> str:
@@ -553,8 +762,9 @@ def cog_version() -> str:
         return "dev"
 
 
-def openapi_schema(predict_py: Path, class_name: str = "Runner", method: str = "run",
-                   version: str | None = None) -> dict:
+def openapi_schema(
+    predict_py: Path, class_name: str = "Runner", method: str = "run", version: str | None = None
+) -> dict:
     """The document `cog build` writes to .cog/openapi_schema.json; CogBuildError where it fails."""
     predictor = Predictor(Path(predict_py).read_text(), class_name, method)
     fatal = [problem.text for problem in predictor.problems if problem.fatal]
@@ -563,7 +773,9 @@ def openapi_schema(predict_py: Path, class_name: str = "Runner", method: str = "
     return document(predictor.inputs, predictor.output, version or cog_version())
 
 
-def check_predict_file(predict_py: Path, class_name: str = "Runner", method: str = "run") -> list[str]:
+def check_predict_file(
+    predict_py: Path, class_name: str = "Runner", method: str = "run"
+) -> list[str]:
     """Every place where `cog build` fails (the text ends "(cog build fails)") or Cog silently drops or
     changes what predict.py says, in source order; [] when there is none."""
     try:
@@ -584,7 +796,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("predict_py", nargs="?", type=Path, default=Path("predict.py"))
     parser.add_argument("--class", dest="class_name", default="Runner")
-    parser.add_argument("--out", type=Path, help="default: .cog/openapi_schema.json beside predict.py")
+    parser.add_argument(
+        "--out", type=Path, help="default: .cog/openapi_schema.json beside predict.py"
+    )
     args = parser.parse_args(argv)
     problems = check_predict_file(args.predict_py, args.class_name)
     for problem in problems:

@@ -37,7 +37,9 @@ def failure_text(result: dict) -> str:
     """What a caller is told when a prediction does not run: the error of a failed prediction, or
     the schema's 422 messages, each prefixed with the field it names."""
     if result["status"] == REFUSED_BY_SCHEMA:
-        return "; ".join(f"{'.'.join(map(str, error['loc'][2:]))}: {error['msg']}" for error in result["detail"])
+        return "; ".join(
+            f"{'.'.join(map(str, error['loc'][2:]))}: {error['msg']}" for error in result["detail"]
+        )
     return result.get("error") or ""
 
 
@@ -66,8 +68,14 @@ class CogServer:
     input reaches run() as sent. coglet reads that file from its working directory, so each server
     runs in a folder of its own (`app_dir`), the code coming from the repo through PYTHONPATH."""
 
-    def __init__(self, weights_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-                 predictor: str = "predict.py:Runner", schema: dict | None = None):
+    def __init__(
+        self,
+        weights_dir: Path,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        predictor: str = "predict.py:Runner",
+        schema: dict | None = None,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -109,7 +117,9 @@ class CogServer:
     def health_or_none(self) -> dict | None:
         """The health check, or None while the server is not listening yet."""
         if self.process.poll() is not None:
-            raise RuntimeError(f"Cog server exited ({self.process.returncode}); see {self.log_path}")
+            raise RuntimeError(
+                f"Cog server exited ({self.process.returncode}); see {self.log_path}"
+            )
         try:
             return self.health()
         except requests.ConnectionError:
@@ -125,7 +135,9 @@ class CogServer:
             if status is not None and status["status"] in ("SETUP_FAILED", "DEFUNCT"):
                 raise RuntimeError(f"Cog setup failed: {json.dumps(status)[:4000]}")
             time.sleep(0.5)
-        raise TimeoutError(f"Cog server not READY after {timeout}s (last: {status}); see {self.log_path}")
+        raise TimeoutError(
+            f"Cog server not READY after {timeout}s (last: {status}); see {self.log_path}"
+        )
 
     def predict(self, inputs: dict, timeout: float = 600) -> dict:
         """The prediction Cog answers with (HTTP 200, whatever its status), or, when the schema
@@ -140,27 +152,35 @@ class CogServer:
         response.raise_for_status()
         return response.json()
 
-    def start_async(self, inputs: dict, webhook_url: str, events=("start", "logs", "completed")) -> str:
+    def start_async(
+        self, inputs: dict, webhook_url: str, events=("start", "logs", "completed")
+    ) -> str:
         """Start a prediction without waiting (`Prefer: respond-async`); its `events` go to
         `webhook_url`, the only way Cog reports on it. Returns its id."""
         prediction_id = f"test-{uuid.uuid4().hex[:12]}"
         response = requests.put(
             f"{self.url}/predictions/{prediction_id}",
             json={"input": inputs, "webhook": webhook_url, "webhook_events_filter": list(events)},
-            headers={"Prefer": "respond-async"}, timeout=30,
+            headers={"Prefer": "respond-async"},
+            timeout=30,
         )
         if response.status_code != 202:
-            raise RuntimeError(f"async prediction not accepted: HTTP {response.status_code} {response.text}")
+            raise RuntimeError(
+                f"async prediction not accepted: HTTP {response.status_code} {response.text}"
+            )
         return prediction_id
 
     def cancel(self, prediction_id: str) -> int:
         """`POST /predictions/{id}/cancel`; the HTTP status (404: unknown or already finished)."""
-        return requests.post(f"{self.url}/predictions/{prediction_id}/cancel", timeout=10).status_code
+        return requests.post(
+            f"{self.url}/predictions/{prediction_id}/cancel", timeout=10
+        ).status_code
 
     def worker_pids(self) -> list[int]:
         """Cog's worker processes: the children of the server process (one while it is healthy)."""
-        listed = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
-                                capture_output=True, text=True).stdout
+        listed = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True
+        ).stdout
         return [int(pid) for pid in listed.split()]
 
     def stop(self) -> None:
@@ -188,13 +208,13 @@ class WebhookReceiver:
     first that many deliveries of the final (terminal) event, which are then not recorded."""
 
     def __init__(self, delay: float = 0.0, refuse_final: int = 0):
-        self.events: "queue.Queue[dict]" = queue.Queue()
+        self.events: queue.Queue[dict] = queue.Queue()
         self.refused: list[float] = []  # when each refused delivery came
         self.answered: list[float] = []  # when each delivery was answered
         events, refused, answered = self.events, self.refused, self.answered
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 event = json.loads(body)
                 time.sleep(delay)
@@ -239,7 +259,9 @@ class WebhookReceiver:
             received.append(event)
             if event.get("status") in TERMINAL:
                 return received
-        raise TimeoutError(f"no terminal webhook within {timeout}s; got {[e.get('status') for e in received]}")
+        raise TimeoutError(
+            f"no terminal webhook within {timeout}s; got {[e.get('status') for e in received]}"
+        )
 
     def close(self) -> None:
         self.server.shutdown()

@@ -10,7 +10,6 @@ but it goes through every step the real model does: server, setup, inputs, denoi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ sys.path.insert(0, str(REPO))
 from cog_schema import openapi_schema  # noqa: E402
 from cog_server import CogServer, decode_data_uri  # noqa: E402
 from make_tiny_weights import make_tiny_weights  # noqa: E402
+
 from weights import WEIGHTS_DIR_ENV, missing_files, tiny_weights_info, weights_dir  # noqa: E402
 
 TINY_WEIGHTS_DIR = REPO / ".cache" / "tiny-weights"
@@ -45,7 +45,9 @@ def choose_weights() -> tuple[Path, bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompt", default="a red fox running through fresh snow at sunrise, cinematic")
+    parser.add_argument(
+        "--prompt", default="a red fox running through fresh snow at sunrise, cinematic"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output-dir", type=Path, default=REPO / "outputs")
     args = parser.parse_args()
@@ -53,13 +55,20 @@ def main() -> None:
     directory, tiny = choose_weights()
     args.output_dir.mkdir(parents=True, exist_ok=True)
     # Served as Replicate serves it: with the schema `cog build` writes for predict.py.
-    server = CogServer(directory, args.output_dir / "cog-server.log", schema=openapi_schema(REPO / "predict.py"))
+    server = CogServer(
+        directory, args.output_dir / "cog-server.log", schema=openapi_schema(REPO / "predict.py")
+    )
     try:
         started = time.monotonic()
         server.wait_until_ready(timeout=1800)
         print(f"Cog server READY on {server.url} after {time.monotonic() - started:.1f}s")
         for tier in (2, 3):
-            inputs = dict(tier=tier, prompt=args.prompt, seed=args.seed, **(TINY_SETTINGS[tier] if tiny else {}))
+            inputs = dict(
+                tier=tier,
+                prompt=args.prompt,
+                seed=args.seed,
+                **(TINY_SETTINGS[tier] if tiny else {}),
+            )
             write_prediction(server, inputs, args.output_dir / f"tier{tier}.mp4", tiny)
     finally:
         server.stop()
@@ -74,6 +83,7 @@ def write_prediction(server: CogServer, inputs: dict, path: Path, tiny: bool) ->
     seed_line = next(line for line in result["logs"].splitlines() if line.startswith("Seed:"))
     print(f"Tier {inputs['tier']} prediction took {time.monotonic() - started:.1f}s; {seed_line}")
     print(f"Video written to {path}{' (tiny random weights: noise)' if tiny else ''}")
+
 
 if __name__ == "__main__":
     main()

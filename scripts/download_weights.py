@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from weights import (  # noqa: E402
+from weights import (
     HF_TOKEN_ENV,
     WEIGHTS_URL_ENV,
     WeightsError,
@@ -32,13 +32,30 @@ from weights import (  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tier", type=int, choices=(2, 3), help="only this tier's weights")
-    parser.add_argument("--dir", type=Path, default=weights_dir(), help="weights directory (default: $WEIGHTS_DIR or ./weights)")
-    parser.add_argument("--url", default=os.environ.get(WEIGHTS_URL_ENV), help="mirror instead of the Hub: a folder URL, or a .tar archive URL")
-    parser.add_argument("--endpoint", default=None, help="Hub endpoint (default: huggingface.co or $HF_ENDPOINT)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=weights_dir(),
+        help="weights directory (default: $WEIGHTS_DIR or ./weights)",
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(WEIGHTS_URL_ENV),
+        help="mirror instead of the Hub: a folder URL, or a .tar archive URL",
+    )
+    parser.add_argument(
+        "--endpoint", default=None, help="Hub endpoint (default: huggingface.co or $HF_ENDPOINT)"
+    )
     args = parser.parse_args()
     try:
-        fetched = fetch_missing(args.dir, args.tier, base_url=args.url, endpoint=args.endpoint,
-                                token=os.environ.get(HF_TOKEN_ENV), progress=True)
+        fetched = fetch_missing(
+            args.dir,
+            args.tier,
+            base_url=args.url,
+            endpoint=args.endpoint,
+            token=os.environ.get(HF_TOKEN_ENV),
+            progress=True,
+        )
         for tier in (args.tier,) if args.tier else (2, 3):
             require_weights(args.dir, tier)
             verify_weights(args.dir, tier)

@@ -60,7 +60,9 @@ def tensor_bytes(modules, fp16: bool = False) -> int:
         for tensor in (*module.parameters(), *module.buffers()):
             if id(tensor) not in seen and not tensor.is_meta:
                 seen.add(id(tensor))
-                total += tensor.numel() * (2 if fp16 and tensor.is_floating_point() else tensor.element_size())
+                total += tensor.numel() * (
+                    2 if fp16 and tensor.is_floating_point() else tensor.element_size()
+                )
     return total
 
 
@@ -68,8 +70,12 @@ def lora_modules(motion_modules: MotionModules) -> list[torch.nn.Module]:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     parts = (*motion_modules.down, *motion_modules.up, motion_modules.mid_block.motion_modules)
-    return [child for layer in (m for part in parts for m in part.modules() if isinstance(m, BaseTunerLayer))
-            for name, child in layer.named_children() if name in ("lora_A", "lora_B")]
+    return [
+        child
+        for layer in (m for part in parts for m in part.modules() if isinstance(m, BaseTunerLayer))
+        for name, child in layer.named_children()
+        if name in ("lora_A", "lora_B")
+    ]
 
 
 def motion_parts(motion_modules: MotionModules, with_mid_motion: bool) -> list[torch.nn.Module]:
@@ -121,8 +127,11 @@ def measure(draft: DraftMode) -> dict:
         active_with_camera_us=median_us(whole_draft, 50),
         resident_set_change_bytes=after - before,
         # fp16, as a GPU holds them; the Lightning modules without the LoRAs wrapped into them.
-        standard_fp16_bytes=tensor_bytes(motion_parts(draft.standard, with_mid_motion=False), fp16=True),
-        lightning_fp16_bytes=tensor_bytes(lightning_parts, fp16=True) - tensor_bytes(loras, fp16=True),
+        standard_fp16_bytes=tensor_bytes(
+            motion_parts(draft.standard, with_mid_motion=False), fp16=True
+        ),
+        lightning_fp16_bytes=tensor_bytes(lightning_parts, fp16=True)
+        - tensor_bytes(loras, fp16=True),
         lora_fp16_bytes=tensor_bytes(loras, fp16=True),
     )
 
@@ -139,14 +148,21 @@ def full_size_draft() -> DraftMode:
     """The real architectures: SD 1.5's UNet with v3's modules (meta: never touched by the swap),
     Lightning's modules and the eight LoRAs in fp16 on the CPU."""
     from benchmark import build_full_size_models
-    from diffusers import AnimateDiffPipeline, EulerDiscreteScheduler, MotionAdapter, UNetMotionModel
+    from diffusers import (
+        AnimateDiffPipeline,
+        EulerDiscreteScheduler,
+        MotionAdapter,
+        UNetMotionModel,
+    )
 
     meta = Device(torch.device("meta"), torch.float16)
     models = build_full_size_models(meta)
     adapter = models["animatediff"]["adapter"]
     with torch.device("meta"):
         unet = UNetMotionModel.from_unet2d(models["sd15"]["unet"], adapter).to(torch.float16)
-        lightning_adapter = MotionAdapter.from_config({**adapter.config, "use_motion_mid_block": True})
+        lightning_adapter = MotionAdapter.from_config(
+            {**adapter.config, "use_motion_mid_block": True}
+        )
     # Allocated, values arbitrary: the swap's cost does not depend on them.
     lightning_adapter = lightning_adapter.to_empty(device="cpu").to(torch.float16)
     v3_parts = motion_parts(MotionModules.installed_in(unet), with_mid_motion=False)
@@ -154,15 +170,27 @@ def full_size_draft() -> DraftMode:
         part.to_empty(device="cpu")
     standard = MotionModules.installed_in(unet)
     lightning = MotionModules.around(unet, lightning_adapter)
-    pipeline = AnimateDiffPipeline(vae=models["sd15"]["vae"], text_encoder=models["sd15"]["text_encoder"],
-                                   tokenizer=None, unet=unet, motion_adapter=None,
-                                   scheduler=EulerDiscreteScheduler(), feature_extractor=None, image_encoder=None)
+    pipeline = AnimateDiffPipeline(
+        vae=models["sd15"]["vae"],
+        text_encoder=models["sd15"]["text_encoder"],
+        tokenizer=None,
+        unet=unet,
+        motion_adapter=None,
+        scheduler=EulerDiscreteScheduler(),
+        feature_extractor=None,
+        image_encoder=None,
+    )
     lightning.install(unet)
     state_dict = {name: tensor for name, tensor in lightning_adapter.state_dict().items()}
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="Already found a `peft_config`", category=UserWarning
+        )
         for index, camera_motion in enumerate(CAMERA_MOTIONS):
-            lora = {name: tensor.to(torch.float16) for name, tensor in motion_lora_state_dict(state_dict, index).items()}
+            lora = {
+                name: tensor.to(torch.float16)
+                for name, tensor in motion_lora_state_dict(state_dict, index).items()
+            }
             unet.load_lora_adapter(lora, prefix="unet", adapter_name=camera_motion)
     unet.disable_lora()
     standard.install(unet)
@@ -175,33 +203,44 @@ def machine() -> str:
 
 def section(results: dict[str, dict]) -> str:
     mib = 2**20
-    lines = [BEGIN, "## Draft mode: switching motion modules", "",
-             f"`python scripts/draft_switch.py{' --full-size' if len(results) > 1 else ''}`, "
-             f"{datetime.date.today().isoformat()}, {machine()}. No GPU: the figures are the CPU's; "
-             "the swap itself is attribute assignments whatever the device, and no tensor moves.", "",
-             "| weights | standard → draft µs | draft → standard µs | a whole draft's switching, no camera move µs "
-             "| with a camera move (LoRA on, then off) µs "
-             f"| resident-set change over {SWITCHES} switches each way | v3 modules MiB | Lightning modules MiB | 8 LoRAs MiB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        BEGIN,
+        "## Draft mode: switching motion modules",
+        "",
+        f"`python scripts/draft_switch.py{' --full-size' if len(results) > 1 else ''}`, "
+        f"{datetime.date.today().isoformat()}, {machine()}. No GPU: the figures are the CPU's; "
+        "the swap itself is attribute assignments whatever the device, and no tensor moves.",
+        "",
+        "| weights | standard → draft µs | draft → standard µs | a whole draft's switching, no camera move µs "
+        "| with a camera move (LoRA on, then off) µs "
+        f"| resident-set change over {SWITCHES} switches each way | v3 modules MiB | Lightning modules MiB | 8 LoRAs MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, r in results.items():
-        lines.append(f"| {label} | {r['to_draft_us']:.1f} | {r['to_standard_us']:.1f} | {r['active_us']:.1f} | "
-                     f"{r['active_with_camera_us']:.0f} | "
-                     f"{r['resident_set_change_bytes'] / mib:+.2f} MiB | {r['standard_fp16_bytes'] / mib:.1f} | "
-                     f"{r['lightning_fp16_bytes'] / mib:.1f} | {r['lora_fp16_bytes'] / mib:.1f} |")
-    lines += ["", "The draft holds no second spatial UNet: its mid block is a shell around the UNet's own "
-              "resnets and attentions (tests/test_draft.py checks that no tensor is allocated by a switch). "
-              "What it adds to a container is Lightning's modules and the LoRAs, resident from setup; "
-              "MiB are at fp16, what a GPU holds. A camera move also switches its LoRA on and off in every "
-              "wrapped projection (peft's per-layer `set_adapter`, `set_scale`, `enable_adapters`, which "
-              "also set `requires_grad` on every adapter's tensors): that, not the swap, is the cost of "
-              "the camera-move column; a draft without one leaves the LoRAs alone.", END]
+        lines.append(
+            f"| {label} | {r['to_draft_us']:.1f} | {r['to_standard_us']:.1f} | {r['active_us']:.1f} | "
+            f"{r['active_with_camera_us']:.0f} | "
+            f"{r['resident_set_change_bytes'] / mib:+.2f} MiB | {r['standard_fp16_bytes'] / mib:.1f} | "
+            f"{r['lightning_fp16_bytes'] / mib:.1f} | {r['lora_fp16_bytes'] / mib:.1f} |"
+        )
+    lines += [
+        "",
+        "The draft holds no second spatial UNet: its mid block is a shell around the UNet's own "
+        "resnets and attentions (tests/test_draft.py checks that no tensor is allocated by a switch). "
+        "What it adds to a container is Lightning's modules and the LoRAs, resident from setup; "
+        "MiB are at fp16, what a GPU holds. A camera move also switches its LoRA on and off in every "
+        "wrapped projection (peft's per-layer `set_adapter`, `set_scale`, `enable_adapters`, which "
+        "also set `requires_grad` on every adapter's tensors): that, not the swap, is the cost of "
+        "the camera-move column; a draft without one leaves the LoRAs alone.",
+        END,
+    ]
     return "\n".join(lines)
 
 
 def write_section(path: Path, text: str) -> None:
     current = path.read_text() if path.is_file() else ""
     if BEGIN in current:
-        current = current[: current.index(BEGIN)] + text + current[current.index(END) + len(END):]
+        current = current[: current.index(BEGIN)] + text + current[current.index(END) + len(END) :]
     else:
         current = current.rstrip("\n") + "\n\n" + text + "\n"
     path.write_text(current)
@@ -210,7 +249,9 @@ def write_section(path: Path, text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
-    parser.add_argument("--full-size", action="store_true", help="also the real architectures (about 2 GB of RAM)")
+    parser.add_argument(
+        "--full-size", action="store_true", help="also the real architectures (about 2 GB of RAM)"
+    )
     args = parser.parse_args()
     from diffusers.utils import logging as diffusers_logging
 

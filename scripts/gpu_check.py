@@ -42,13 +42,22 @@ PROMPT = "a red fox running through fresh snow at sunrise, cinematic"
 OVERSIZED = dict(tier=2, width=1024, height=1024, num_frames=32, num_inference_steps=2)
 OOM_MARGIN_GIB = 1.0
 PLANS = {
-    "gpu": dict(soak=[dict(tier=2, width=256, height=256, num_frames=8, num_inference_steps=10),
-                      dict(tier=3, width=512, height=288, num_frames=8, num_inference_steps=10)] * 5,
-                default=dict(tier=2)),  # tier 2's defaults: 16 frames 512×512, 25 steps
+    "gpu": dict(
+        soak=[
+            dict(tier=2, width=256, height=256, num_frames=8, num_inference_steps=10),
+            dict(tier=3, width=512, height=288, num_frames=8, num_inference_steps=10),
+        ]
+        * 5,
+        default=dict(tier=2),
+    ),  # tier 2's defaults: 16 frames 512×512, 25 steps
     # Tiny weights on a CPU: every request of the GPU plan's kinds, at sizes that take a second.
-    "smoke": dict(soak=[dict(tier=2, width=64, height=64, num_frames=8, num_inference_steps=2),
-                        dict(tier=3, width=128, height=64, num_frames=8, num_inference_steps=2)],
-                  default=dict(tier=2, width=64, height=64, num_frames=8, num_inference_steps=2)),
+    "smoke": dict(
+        soak=[
+            dict(tier=2, width=64, height=64, num_frames=8, num_inference_steps=2),
+            dict(tier=3, width=128, height=64, num_frames=8, num_inference_steps=2),
+        ],
+        default=dict(tier=2, width=64, height=64, num_frames=8, num_inference_steps=2),
+    ),
 }
 
 
@@ -74,14 +83,21 @@ def frame_spread(video: bytes) -> float:
         handle.flush()
         reader = imageio_ffmpeg.read_frames(handle.name)
         width, height = next(reader)["size"]
-        return min(float(np.frombuffer(frame, np.uint8).reshape(height, width, 3).std()) for frame in reader)
+        return min(
+            float(np.frombuffer(frame, np.uint8).reshape(height, width, 3).std())
+            for frame in reader
+        )
 
 
 def predict(server: CogServer, inputs: dict) -> dict:
     started = time.monotonic()
     result = server.predict({"prompt": PROMPT, "seed": 1234, **inputs}, timeout=600)
-    return dict(status=result["status"], error=result.get("error"), seconds=time.monotonic() - started,
-                output=result.get("output"))
+    return dict(
+        status=result["status"],
+        error=result.get("error"),
+        seconds=time.monotonic() - started,
+        output=result.get("output"),
+    )
 
 
 def health_after(server: CogServer) -> str:
@@ -105,15 +121,29 @@ def check(weights_dir: Path, log: Path, plan: dict) -> dict:
         soak = []
         for inputs in plan["soak"]:
             outcome = predict(server, inputs)
-            soak.append(dict(tier=inputs["tier"], status=outcome["status"], seconds=outcome["seconds"],
-                             worker_gpu_gib=worker_gpu_gib(baseline), error=outcome["error"]))
+            soak.append(
+                dict(
+                    tier=inputs["tier"],
+                    status=outcome["status"],
+                    seconds=outcome["seconds"],
+                    worker_gpu_gib=worker_gpu_gib(baseline),
+                    error=outcome["error"],
+                )
+            )
         results["soak"] = soak
 
         default = predict(server, plan["default"])
-        results["default_tier2"] = dict(request=plan["default"], status=default["status"], seconds=default["seconds"],
-                                        error=default["error"], worker_gpu_gib=worker_gpu_gib(baseline))
+        results["default_tier2"] = dict(
+            request=plan["default"],
+            status=default["status"],
+            seconds=default["seconds"],
+            error=default["error"],
+            worker_gpu_gib=worker_gpu_gib(baseline),
+        )
         if default["status"] == "succeeded":
-            results["default_tier2"]["min_frame_spread"] = frame_spread(decode_data_uri(default["output"])[1])
+            results["default_tier2"]["min_frame_spread"] = frame_spread(
+                decode_data_uri(default["output"])[1]
+            )
         if torch.cuda.is_available():
             results["out_of_memory"] = out_of_memory(server, plan["default"])
         return results
@@ -129,15 +159,23 @@ def out_of_memory(server: CogServer, default: dict) -> dict:
     try:
         oversized = predict(server, OVERSIZED)
         ready_after = health_after(server)
-        again = predict(server, default) if ready_after == "READY" else dict(
-            status="not run", error="the server was not READY", seconds=0.0)
+        again = (
+            predict(server, default)
+            if ready_after == "READY"
+            else dict(status="not run", error="the server was not READY", seconds=0.0)
+        )
     finally:
         del hog
         torch.cuda.empty_cache()
-    return dict(oversized_status=oversized["status"], oversized_error=oversized["error"],
-                oversized_seconds=oversized["seconds"], health_after=ready_after,
-                default_after_status=again["status"], default_after_error=again["error"],
-                default_after_seconds=again["seconds"])
+    return dict(
+        oversized_status=oversized["status"],
+        oversized_error=oversized["error"],
+        oversized_seconds=oversized["seconds"],
+        health_after=ready_after,
+        default_after_status=again["status"],
+        default_after_error=again["error"],
+        default_after_seconds=again["seconds"],
+    )
 
 
 def gib(value: float | None) -> str:
@@ -151,7 +189,8 @@ def summary_lines(results: dict) -> list[str]:
         f"{gib(results['worker_gpu_after_setup_gib'])} GiB",
         f"- soak ({len(soak)} predictions, both tiers, small sizes): "
         f"{sum(row['status'] == 'succeeded' for row in soak)} succeeded; worker GPU memory after each: "
-        + ", ".join(gib(row["worker_gpu_gib"]) for row in soak) + " GiB",
+        + ", ".join(gib(row["worker_gpu_gib"]) for row in soak)
+        + " GiB",
         f"- tier 2 ({'its defaults' if default['request'] == dict(tier=2) else default['request']}) through the server: "
         f"{default['status']} in {default['seconds']:.1f} s, worker GPU memory after: {gib(default['worker_gpu_gib'])} "
         f"GiB, smallest per-frame pixel spread {default.get('min_frame_spread', float('nan')):.1f} (0 = a flat frame; "
@@ -161,23 +200,38 @@ def summary_lines(results: dict) -> list[str]:
     if oom is None:
         return lines + ["- out of memory: not tried (no GPU)"]
     expected = "out of GPU memory at 32 frames 1024×1024 (tier 2)"
-    as_expected = (oom["oversized_status"] == "failed" and expected in (oom["oversized_error"] or "")
-                   and oom["health_after"] == "READY" and oom["default_after_status"] == "succeeded")
+    as_expected = (
+        oom["oversized_status"] == "failed"
+        and expected in (oom["oversized_error"] or "")
+        and oom["health_after"] == "READY"
+        and oom["default_after_status"] == "succeeded"
+    )
     return lines + [
         f"- out of memory ({'as expected' if as_expected else 'NOT as expected'}): oversized request "
         f"{oom['oversized_status']} ({(oom['oversized_error'] or '')[-160:]}) in {oom['oversized_seconds']:.1f} s; "
         f"health then {oom['health_after']}; the default prediction again: {oom['default_after_status']} "
-        f"in {oom['default_after_seconds']:.1f} s"]
+        f"in {oom['default_after_seconds']:.1f} s"
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights-dir", type=Path, help="default: .cache/full-size-weights (the benchmark's); "
-                        "with --smoke, tiny weights to use instead of writing new ones")
-    parser.add_argument("--out", type=Path, required=True, help="folder for gpu_check.json and gpu_check.md")
-    parser.add_argument("--smoke", action="store_true", help="CPU, tiny weights, tiny sizes: the harness only")
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        help="default: .cache/full-size-weights (the benchmark's); "
+        "with --smoke, tiny weights to use instead of writing new ones",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for gpu_check.json and gpu_check.md"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="CPU, tiny weights, tiny sizes: the harness only"
+    )
     args = parser.parse_args()
-    scratch = tempfile.TemporaryDirectory(prefix="gpu-check-weights-")  # the smoke run's tiny weights
+    scratch = tempfile.TemporaryDirectory(
+        prefix="gpu-check-weights-"
+    )  # the smoke run's tiny weights
     if args.smoke:
         from make_tiny_weights import make_tiny_weights
 
@@ -189,19 +243,34 @@ def main() -> None:
             sys.exit("gpu_check.py needs a CUDA GPU; use --smoke on a CPU.")
         weights_dir = args.weights_dir or REPO / ".cache" / "full-size-weights"
         if not (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").is_file():
-            sys.exit(f"No full-size weights in {weights_dir}: run scripts/benchmark.py first (it writes them).")
+            sys.exit(
+                f"No full-size weights in {weights_dir}: run scripts/benchmark.py first (it writes them)."
+            )
     with scratch:
-        results = check(weights_dir, Path(tempfile.gettempdir()) / "gpu-check-server.log",
-                        PLANS["smoke" if args.smoke else "gpu"])
-    where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
-    results.update(date=datetime.date.today().isoformat(), smoke=args.smoke,
-                   machine=f"{where}, torch {torch.__version__}, CUDA {torch.version.cuda}, {platform.node()}")
+        results = check(
+            weights_dir,
+            Path(tempfile.gettempdir()) / "gpu-check-server.log",
+            PLANS["smoke" if args.smoke else "gpu"],
+        )
+    where = (
+        torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
+    )
+    results.update(
+        date=datetime.date.today().isoformat(),
+        smoke=args.smoke,
+        machine=f"{where}, torch {torch.__version__}, CUDA {torch.version.cuda}, {platform.node()}",
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(results, indent=1))
-    lines = [f"# GPU check, {results['date']}: {results['machine']}", "",
-             "CPU smoke run on tiny random weights: checks the harness, says nothing about a GPU." if args.smoke else
-             "Through Cog's server on the full-size random weights, float16 (`bash scripts/gpu_check.sh`).", "",
-             *summary_lines(results)]
+    lines = [
+        f"# GPU check, {results['date']}: {results['machine']}",
+        "",
+        "CPU smoke run on tiny random weights: checks the harness, says nothing about a GPU."
+        if args.smoke
+        else "Through Cog's server on the full-size random weights, float16 (`bash scripts/gpu_check.sh`).",
+        "",
+        *summary_lines(results),
+    ]
     (args.out / "gpu_check.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines import interpolation  # noqa: E402
+from pipelines import interpolation
 
 WIDTH, HEIGHT, FRAMES, FPS = 320, 192, 49, 24
 SEED = 13
@@ -77,7 +77,12 @@ def to_frames(images) -> np.ndarray:
 def pan(rng: np.random.Generator, frames: int = FRAMES, step=(1, 3)) -> np.ndarray:
     """A camera moving across a larger scene, `step` (down, right) pixels per frame."""
     world = scene(rng, HEIGHT + step[0] * frames, WIDTH + step[1] * frames)
-    return to_frames([world[k * step[0] : k * step[0] + HEIGHT, k * step[1] : k * step[1] + WIDTH] for k in range(frames)])
+    return to_frames(
+        [
+            world[k * step[0] : k * step[0] + HEIGHT, k * step[1] : k * step[1] + WIDTH]
+            for k in range(frames)
+        ]
+    )
 
 
 def moving_balls(rng: np.random.Generator, paths) -> np.ndarray:
@@ -90,8 +95,9 @@ def moving_balls(rng: np.random.Generator, paths) -> np.ndarray:
         for (texture, mask), (y0, x0), (vy, vx) in sprites:
             top, left = int(round(y0 + vy * k)), int(round(x0 + vx * k))
             region = image[top : top + mask.shape[0], left : left + mask.shape[1]]
-            region[mask[: region.shape[0], : region.shape[1]]] = texture[: region.shape[0], : region.shape[1]][
-                mask[: region.shape[0], : region.shape[1]]]
+            region[mask[: region.shape[0], : region.shape[1]]] = texture[
+                : region.shape[0], : region.shape[1]
+            ][mask[: region.shape[0], : region.shape[1]]]
         images.append(image)
     return to_frames(images)
 
@@ -101,9 +107,12 @@ def clips(seed: int = SEED) -> dict[str, np.ndarray]:
     first, second = pan(rng, FRAMES // 2 + 1), pan(rng, FRAMES - FRAMES // 2 - 1, step=(2, 1))
     return {
         "camera pan, 3 px right and 1 down per frame": pan(rng),
-        "a ball (r=28) crossing the still scene, 5 px per frame": moving_balls(rng, [(28, (60, 10), (1, 5))]),
+        "a ball (r=28) crossing the still scene, 5 px per frame": moving_balls(
+            rng, [(28, (60, 10), (1, 5))]
+        ),
         "two balls crossing, one passing behind the other": moving_balls(
-            rng, [(30, (20, 10), (2, 5)), (22, (120, 260), (-1.5, -4.5))]),
+            rng, [(30, (20, 10), (2, 5)), (22, (120, 260), (-1.5, -4.5))]
+        ),
         "a cut half way, from one pan to another": np.concatenate([first, second]),
     }
 
@@ -129,7 +138,9 @@ def rebuilt(clip: np.ndarray, method: str) -> np.ndarray:
 def quality(clip: np.ndarray, method: str) -> float:
     """Mean PSNR of the rebuilt frames against the dropped ones."""
     dropped = clip[1::2]
-    return float(np.mean([psnr(made, truth) for made, truth in zip(rebuilt(clip, method), dropped)]))
+    return float(
+        np.mean([psnr(made, truth) for made, truth in zip(rebuilt(clip, method), dropped)])
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     methods = [*METHODS, REPETITION]
     rows = ["| clip | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for name, clip in clips().items():
-        rows.append(f"| {name} | " + " | ".join(f"{quality(clip, method):.1f}" for method in methods) + " |")
+        rows.append(
+            f"| {name} | " + " | ".join(f"{quality(clip, method):.1f}" for method in methods) + " |"
+        )
         print(rows[-1], file=sys.stderr, flush=True)
     print("\n".join(rows))
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from weights import missing_files, write_lock  # noqa: E402
+from weights import missing_files, write_lock
 
 
 def main() -> None:
@@ -22,7 +22,9 @@ def main() -> None:
     args = parser.parse_args()
     missing = missing_files(args.weights_dir)
     if missing:
-        print(f"Note: {len(missing)} required files are missing (first: {missing[0]}); locking the rest.")
+        print(
+            f"Note: {len(missing)} required files are missing (first: {missing[0]}); locking the rest."
+        )
     print(f"Wrote {write_lock(args.weights_dir)}")
 
 

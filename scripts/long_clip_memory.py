@@ -42,7 +42,9 @@ def process_memory(field: str) -> int:
     return int(re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE).group(1)) * 1024
 
 
-def measure_one(weights_dir: Path, num_frames: int, size: int, steps: int, split_inference: bool) -> dict:
+def measure_one(
+    weights_dir: Path, num_frames: int, size: int, steps: int, split_inference: bool
+) -> dict:
     """In this process: load tier 2, generate one clip, return what it held."""
     from pipelines import tier2
     from pipelines.common import pick_device
@@ -52,8 +54,16 @@ def measure_one(weights_dir: Path, num_frames: int, size: int, steps: int, split
     if not split_inference:
         tier2.SPLIT_INFERENCE = None
     text_to_video = tier2.TextToVideo.load(weights_dir, pick_device())
-    request = resolve_request(dict(prompt="a lighthouse in a storm", num_frames=num_frames, width=size,
-                                   height=size, num_inference_steps=steps, seed=1))
+    request = resolve_request(
+        dict(
+            prompt="a lighthouse in a storm",
+            num_frames=num_frames,
+            width=size,
+            height=size,
+            num_inference_steps=steps,
+            seed=1,
+        )
+    )
 
     class PeakWhileDenoising(Progress):
         """The progress bar, which also notes the peak at the end of each denoising step."""
@@ -71,18 +81,36 @@ def measure_one(weights_dir: Path, num_frames: int, size: int, steps: int, split
     started = time.monotonic()
     frames = text_to_video.generate(request, progress)
     return dict(
-        num_frames=num_frames, size=size, steps=steps, free_noise=tier2.uses_free_noise(request),
+        num_frames=num_frames,
+        size=size,
+        steps=steps,
+        free_noise=tier2.uses_free_noise(request),
         split_inference=split_inference and tier2.uses_free_noise(request),
-        loaded_mib=loaded / MIB, denoising_peak_mib=(progress.denoising_peak - loaded) / MIB,
+        loaded_mib=loaded / MIB,
+        denoising_peak_mib=(progress.denoising_peak - loaded) / MIB,
         generation_peak_mib=(process_memory("VmHWM") - loaded) / MIB,
-        frames_mib=frames.nbytes / MIB, seconds=time.monotonic() - started,
+        frames_mib=frames.nbytes / MIB,
+        seconds=time.monotonic() - started,
     )
 
 
-def measure(weights_dir: Path, num_frames: int, size: int, steps: int, split_inference: bool) -> dict:
+def measure(
+    weights_dir: Path, num_frames: int, size: int, steps: int, split_inference: bool
+) -> dict:
     """`measure_one` in a fresh Python process."""
-    command = [sys.executable, __file__, "--child", "--weights", str(weights_dir), "--frames", str(num_frames),
-               "--size", str(size), "--steps", str(steps)] + ([] if split_inference else ["--without-split-inference"])
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--weights",
+        str(weights_dir),
+        "--frames",
+        str(num_frames),
+        "--size",
+        str(size),
+        "--steps",
+        str(steps),
+    ] + ([] if split_inference else ["--without-split-inference"])
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"measuring {num_frames} frames failed:\n{done.stderr[-3000:]}")
@@ -90,18 +118,28 @@ def measure(weights_dir: Path, num_frames: int, size: int, steps: int, split_inf
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.machine())
-    memory_gib = int(re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text()).group(1)) / 2**20
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    memory_gib = (
+        int(re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text()).group(1)) / 2**20
+    )
     import torch
 
     return f"{model}, {os.cpu_count()} cores, {memory_gib:.0f} GiB RAM, torch {torch.__version__}, {platform.node()}"
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| num_frames | FreeNoise | split inference | after loading (MiB) | peak above it while denoising (MiB) "
-             "| peak above it, whole generation (MiB) | the frames themselves (MiB) | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| num_frames | FreeNoise | split inference | after loading (MiB) | peak above it while denoising (MiB) "
+        "| peak above it, whole generation (MiB) | the frames themselves (MiB) | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         lines.append(
             f"| {row['num_frames']} | {'yes' if row['free_noise'] else 'no'} | {'yes' if row['split_inference'] else 'no'} "
@@ -131,7 +169,7 @@ def write_section(path: Path, text: str) -> None:
         document = document.rstrip("\n") + "\n\n" + text
     else:
         following = document.find("\n## ", start + len(SECTION))
-        rest = document[following + 1:] if following >= 0 else ""
+        rest = document[following + 1 :] if following >= 0 else ""
         document = document[:start] + text + ("\n" + rest if rest else "")
     path.write_text(document)
 
@@ -141,17 +179,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, nargs="+", default=[32, 64, 96])
     parser.add_argument("--size", type=int, default=256, help="width and height (default 256)")
     parser.add_argument("--steps", type=int, default=1)
-    parser.add_argument("--without-split-inference", action="store_true",
-                        help="FreeNoise without diffusers' split inference, to see what it saves")
-    parser.add_argument("--both", action="store_true", help="clips over 32 frames with and without split inference")
-    parser.add_argument("--weights", type=Path, help="tiny weights folder (default: written to a temp folder)")
-    parser.add_argument("--out", type=Path, help="Markdown file whose section to write the table into")
+    parser.add_argument(
+        "--without-split-inference",
+        action="store_true",
+        help="FreeNoise without diffusers' split inference, to see what it saves",
+    )
+    parser.add_argument(
+        "--both", action="store_true", help="clips over 32 frames with and without split inference"
+    )
+    parser.add_argument(
+        "--weights", type=Path, help="tiny weights folder (default: written to a temp folder)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="Markdown file whose section to write the table into"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
-        print(json.dumps(measure_one(args.weights, args.frames[0], args.size, args.steps,
-                                     not args.without_split_inference)))
+        print(
+            json.dumps(
+                measure_one(
+                    args.weights,
+                    args.frames[0],
+                    args.size,
+                    args.steps,
+                    not args.without_split_inference,
+                )
+            )
+        )
         return 0
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -168,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(measure(weights, num_frames, args.size, args.steps, split))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
     command = "python scripts/long_clip_memory.py " + " ".join(
-        arg for arg in (argv if argv is not None else sys.argv[1:]))
+        arg for arg in (argv if argv is not None else sys.argv[1:])
+    )
     text = section(rows, command.strip())
     print("\n" + text)
     if args.out:

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from weights import TINY_MARKER, WEIGHT_SETS, write_lock  # noqa: E402
+from weights import TINY_MARKER, WEIGHT_SETS, write_lock
 
 SEED = 0
 # The real text encoders read at most 77 tokens; keep that so truncation behaves as in production.
@@ -96,8 +96,12 @@ def install_published_metadata(folder: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def tiny_text_encoder(vocab_size: int, hidden: int = TEXT_HIDDEN, projection: bool = False,
-                      hidden_act: str = "quick_gelu"):
+def tiny_text_encoder(
+    vocab_size: int,
+    hidden: int = TEXT_HIDDEN,
+    projection: bool = False,
+    hidden_act: str = "quick_gelu",
+):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     config = CLIPTextConfig(
@@ -210,7 +214,8 @@ def make_sdxl(weights_dir: Path, models: dict | None = None) -> None:
         vae=tiny_vae(scaling_factor=0.13025),  # not saved: the fp16-fix VAE replaces it
         # SDXL's first encoder is the same OpenAI CLIP ViT-L as SD 1.5's: same weights here too.
         text_encoder=models.get("text_encoder") or tiny_text_encoder(vocab_size),
-        text_encoder_2=models.get("text_encoder_2") or tiny_text_encoder(vocab_size, projection=True, hidden_act="gelu"),
+        text_encoder_2=models.get("text_encoder_2")
+        or tiny_text_encoder(vocab_size, projection=True, hidden_act="gelu"),
         tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
         tokenizer_2=CLIPTokenizer.from_pretrained(folder / "tokenizer_2"),
         unet=unet,
@@ -220,9 +225,9 @@ def make_sdxl(weights_dir: Path, models: dict | None = None) -> None:
     _restore_published_layout(folder, ("tokenizer", "tokenizer_2"))
     # The fp16-fix VAE is a separate repo; the base repo's own vae/ is not part of our download.
     shutil.rmtree(folder / "vae")
-    (models.get("fp16_fix_vae") or tiny_vae(scaling_factor=0.13025, force_upcast=False)).to(torch.float16).save_pretrained(
-        WEIGHT_SETS["sdxl_vae"].path(weights_dir), safe_serialization=True
-    )
+    (models.get("fp16_fix_vae") or tiny_vae(scaling_factor=0.13025, force_upcast=False)).to(
+        torch.float16
+    ).save_pretrained(WEIGHT_SETS["sdxl_vae"].path(weights_dir), safe_serialization=True)
 
 
 def make_svd(weights_dir: Path, models: dict | None = None) -> None:
@@ -237,8 +242,12 @@ def make_svd(weights_dir: Path, models: dict | None = None) -> None:
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     # The temporal decoder hard-codes 32 norm groups, so its channel counts are multiples of 32.
-    vae = models.get("vae") or tiny_vae(AutoencoderKLTemporalDecoder, block_out_channels=(32, 32, 32, 32),
-                   down_block_types=("DownEncoderBlock2D",) * 4, norm_num_groups=None)
+    vae = models.get("vae") or tiny_vae(
+        AutoencoderKLTemporalDecoder,
+        block_out_channels=(32, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        norm_num_groups=None,
+    )
     unet = models.get("unet") or _seeded(
         lambda: UNetSpatioTemporalConditionModel(
             block_out_channels=(32, 32, 32, 32),
@@ -246,7 +255,8 @@ def make_svd(weights_dir: Path, models: dict | None = None) -> None:
             sample_size=64,
             in_channels=8,  # noisy latents + the conditioning image's latents
             out_channels=4,
-            down_block_types=("DownBlockSpatioTemporal",) * 3 + ("CrossAttnDownBlockSpatioTemporal",),
+            down_block_types=("DownBlockSpatioTemporal",) * 3
+            + ("CrossAttnDownBlockSpatioTemporal",),
             up_block_types=("CrossAttnUpBlockSpatioTemporal",) + ("UpBlockSpatioTemporal",) * 3,
             cross_attention_dim=TEXT_HIDDEN,
             num_attention_heads=2,
@@ -260,16 +270,25 @@ def make_svd(weights_dir: Path, models: dict | None = None) -> None:
     # accept 224 (the 32 of diffusers' own tests only works when tensors are passed in).
     image_encoder = models.get("image_encoder") or _seeded(
         lambda: CLIPVisionModelWithProjection(
-            CLIPVisionConfig(hidden_size=TEXT_HIDDEN, projection_dim=TEXT_HIDDEN, num_hidden_layers=2,
-                             num_attention_heads=4, intermediate_size=37, image_size=224, patch_size=14,
-                             hidden_act="gelu")
+            CLIPVisionConfig(
+                hidden_size=TEXT_HIDDEN,
+                projection_dim=TEXT_HIDDEN,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=37,
+                image_size=224,
+                patch_size=14,
+                hidden_act="gelu",
+            )
         )
     )
     # The repo's scheduler (v-prediction, continuous timesteps, Karras sigmas) and image processor.
     folder = WEIGHT_SETS["svd"].path(weights_dir)
     install_published_metadata(folder)
     pipeline = StableVideoDiffusionPipeline(
-        vae=vae, image_encoder=image_encoder, unet=unet,
+        vae=vae,
+        image_encoder=image_encoder,
+        unet=unet,
         scheduler=EulerDiscreteScheduler.from_pretrained(folder, subfolder="scheduler"),
         feature_extractor=CLIPImageProcessor.from_pretrained(folder, subfolder="feature_extractor"),
     )
@@ -333,13 +352,20 @@ def tiny_safety_checker():
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from transformers import CLIPConfig
 
-    tower = dict(hidden_size=TEXT_HIDDEN, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
-    config = CLIPConfig(text_config=tower, vision_config=dict(tower, image_size=224, patch_size=14),
-                        projection_dim=TEXT_HIDDEN)
+    tower = dict(
+        hidden_size=TEXT_HIDDEN, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4
+    )
+    config = CLIPConfig(
+        text_config=tower,
+        vision_config=dict(tower, image_size=224, patch_size=14),
+        projection_dim=TEXT_HIDDEN,
+    )
     return _seeded(lambda: StableDiffusionSafetyChecker(config))
 
 
-def make_safety_checker(weights_dir: Path, models: dict | None = None, flags_every_image: bool = False) -> None:
+def make_safety_checker(
+    weights_dir: Path, models: dict | None = None, flags_every_image: bool = False
+) -> None:
     """SD 1.5's safety_checker/ (fp16 variant) and feature_extractor/ folders.
 
     The concept embeddings are random, so the thresholds alone decide what is flagged: a cosine
@@ -351,9 +377,13 @@ def make_safety_checker(weights_dir: Path, models: dict | None = None, flags_eve
     with torch.no_grad():
         checker.concept_embeds_weights.fill_(threshold)
         checker.special_care_embeds_weights.fill_(threshold)
-    checker.to(torch.float16).save_pretrained(folder / "safety_checker", variant="fp16", safe_serialization=True)
+    checker.to(torch.float16).save_pretrained(
+        folder / "safety_checker", variant="fp16", safe_serialization=True
+    )
     (folder / "feature_extractor").mkdir(parents=True, exist_ok=True)
-    (folder / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(SAFETY_FEATURE_EXTRACTOR, indent=2))
+    (folder / "feature_extractor" / "preprocessor_config.json").write_text(
+        json.dumps(SAFETY_FEATURE_EXTRACTOR, indent=2)
+    )
 
 
 # A few shot descriptions a Thai screenwriter might type, and English ones, for the tiny
@@ -390,8 +420,14 @@ def _train_sentencepiece(lines, vocab_size: int) -> bytes:
 
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size, model_type="unigram",
-        character_coverage=1.0, hard_vocab_limit=False, num_threads=1, minloglevel=2,
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        num_threads=1,
+        minloglevel=2,
     )
     return model.getvalue()
 
@@ -421,15 +457,30 @@ def make_translator(weights_dir: Path) -> None:
     pieces.append("<pad>")
     vocab = {piece: index for index, piece in enumerate(pieces)}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=2))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"target_lang": "en", "source_lang": "th"}))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"target_lang": "en", "source_lang": "th"})
+    )
 
     pad = vocab["<pad>"]
     config = MarianConfig(
-        vocab_size=len(vocab), decoder_vocab_size=len(vocab), d_model=32, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_position_embeddings=512, activation_function="swish", scale_embedding=True,
-        share_encoder_decoder_embeddings=True, pad_token_id=pad, decoder_start_token_id=pad, eos_token_id=0,
-        forced_eos_token_id=0, bos_token_id=0,
+        vocab_size=len(vocab),
+        decoder_vocab_size=len(vocab),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=512,
+        activation_function="swish",
+        scale_embedding=True,
+        share_encoder_decoder_embeddings=True,
+        pad_token_id=pad,
+        decoder_start_token_id=pad,
+        eos_token_id=0,
+        forced_eos_token_id=0,
+        bos_token_id=0,
         # Wide random weights, so what a random model writes depends on what it reads.
         init_std=1.0,
     )
@@ -440,8 +491,15 @@ def make_translator(weights_dir: Path) -> None:
         model.final_logits_bias[0, [i for piece, i in vocab.items() if piece not in english]] = -1e4
     # The keys of OPUS-MT's generation_config.json (renormalize_logits since transformers #4290).
     model.generation_config = GenerationConfig(
-        bad_words_ids=[[pad]], bos_token_id=0, decoder_start_token_id=pad, eos_token_id=0, forced_eos_token_id=0,
-        max_length=TRANSLATOR_MAX_LENGTH, num_beams=4, pad_token_id=pad, renormalize_logits=True,
+        bad_words_ids=[[pad]],
+        bos_token_id=0,
+        decoder_start_token_id=pad,
+        eos_token_id=0,
+        forced_eos_token_id=0,
+        max_length=TRANSLATOR_MAX_LENGTH,
+        num_beams=4,
+        pad_token_id=pad,
+        renormalize_logits=True,
     )
     model.save_pretrained(folder, safe_serialization=True)
 
@@ -465,11 +523,15 @@ def make_animatediff_lightning(weights_dir: Path) -> None:
     adapter = MotionAdapter.from_config(config)
     lightning = WEIGHT_SETS["animatediff_lightning"]
     lightning.path(weights_dir).mkdir(parents=True, exist_ok=True)
-    state_dict = {name: tensor.to(torch.float16).contiguous() for name, tensor in adapter.state_dict().items()}
+    state_dict = {
+        name: tensor.to(torch.float16).contiguous() for name, tensor in adapter.state_dict().items()
+    }
     save_file(state_dict, lightning.path(weights_dir) / lightning.files[0])
 
 
-def motion_lora_state_dict(adapter_state_dict: dict, seed: int, rank: int = MOTION_LORA_RANK) -> dict:
+def motion_lora_state_dict(
+    adapter_state_dict: dict, seed: int, rank: int = MOTION_LORA_RANK
+) -> dict:
     """A motion LoRA in the layout of the guoyww/animatediff-motion-lora-* files: diffusers'
     conversion (scripts/convert_animatediff_motion_lora_to_diffusers.py) keeps AnimateDiff's own
     attention-processor names and prefixes `unet.`, e.g.
@@ -484,8 +546,12 @@ def motion_lora_state_dict(adapter_state_dict: dict, seed: int, rank: int = MOTI
                 module = name[: -len(f".{projection}.weight")]
                 key = f"unet.{module}.processor.{projection.removesuffix('.0')}_lora"
                 out_features, in_features = weight.shape
-                lora[f"{key}.down.weight"] = 0.1 * torch.randn(rank, in_features, generator=generator)
-                lora[f"{key}.up.weight"] = 0.1 * torch.randn(out_features, rank, generator=generator)
+                lora[f"{key}.down.weight"] = 0.1 * torch.randn(
+                    rank, in_features, generator=generator
+                )
+                lora[f"{key}.up.weight"] = 0.1 * torch.randn(
+                    out_features, rank, generator=generator
+                )
     return lora
 
 
@@ -499,8 +565,10 @@ def make_motion_loras(weights_dir: Path) -> None:
     for index, name in enumerate(names):
         folder = WEIGHT_SETS[name].path(weights_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file(motion_lora_state_dict(adapter_state_dict, SEED + 100 + index),
-                  folder / WEIGHT_SETS[name].files[0])
+        save_file(
+            motion_lora_state_dict(adapter_state_dict, SEED + 100 + index),
+            folder / WEIGHT_SETS[name].files[0],
+        )
 
 
 # The function that writes each weight set (scripts/rehearse.py writes them one at a time), then
@@ -511,8 +579,12 @@ def make_sd15_with_safety_checker(weights_dir: Path, models: dict | None = None)
 
 
 # The translator is always the tiny one (scripts/rehearse.py builds no full-size MarianMT).
-WRITERS = {"sd15": make_sd15_with_safety_checker, "animatediff": make_animatediff_adapter, "sdxl": make_sdxl,
-           "svd": make_svd}
+WRITERS = {
+    "sd15": make_sd15_with_safety_checker,
+    "animatediff": make_animatediff_adapter,
+    "sdxl": make_sdxl,
+    "svd": make_svd,
+}
 DERIVED_WRITERS = (make_animatediff_lightning, make_motion_loras, make_translator)
 
 
@@ -529,7 +601,9 @@ def write_weights(weights_dir: Path, models: dict[str, dict] | None = None) -> N
 def make_tiny_weights(weights_dir: Path) -> None:
     write_weights(weights_dir)
     (weights_dir / TINY_MARKER).write_text(
-        json.dumps({"tiny_random_weights": True, "seed": SEED, "sets": sorted(WEIGHT_SETS)}, indent=2)
+        json.dumps(
+            {"tiny_random_weights": True, "seed": SEED, "sets": sorted(WEIGHT_SETS)}, indent=2
+        )
     )
     write_lock(weights_dir)  # so the verification path runs wherever the tiny weights are used
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from weights import WeightsError, write_archive  # noqa: E402
+from weights import WeightsError, write_archive
 
 
 def main() -> None:

@@ -40,10 +40,24 @@ from cog_server import CogServer  # noqa: E402
 MARKER = "FULL_SIZE_RANDOM_WEIGHTS"  # the benchmark's marker: real architectures, random weights
 DTYPE = "bfloat16"
 PREDICTIONS = {
-    "tier 2": dict(tier=2, prompt="a paper boat on a rainy street", width=64, height=64, num_frames=8,
-                   num_inference_steps=1, seed=1),
-    "tier 3": dict(tier=3, prompt="a red tram on a bridge", width=128, height=64, num_frames=8,
-                   num_inference_steps=1, seed=1),
+    "tier 2": dict(
+        tier=2,
+        prompt="a paper boat on a rainy street",
+        width=64,
+        height=64,
+        num_frames=8,
+        num_inference_steps=1,
+        seed=1,
+    ),
+    "tier 3": dict(
+        tier=3,
+        prompt="a red tram on a bridge",
+        width=128,
+        height=64,
+        num_frames=8,
+        num_inference_steps=1,
+        seed=1,
+    ),
 }
 GIB = 2**30
 
@@ -56,7 +70,9 @@ def build_set(name: str, weights_dir: Path) -> None:
 
     from pipelines.common import Device
 
-    WRITERS[name](weights_dir, build_full_size_set(name, Device(torch.device("cpu"), torch.bfloat16)))
+    WRITERS[name](
+        weights_dir, build_full_size_set(name, Device(torch.device("cpu"), torch.bfloat16))
+    )
 
 
 def write_full_size_weights(weights_dir: Path) -> float:
@@ -69,8 +85,10 @@ def write_full_size_weights(weights_dir: Path) -> float:
     weights_dir.mkdir(parents=True, exist_ok=True)
     for name in WRITERS:
         print(f"Building and writing {name} at full size ...", flush=True)
-        subprocess.run([sys.executable, __file__, "--build-set", name, "--weights-dir", str(weights_dir)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--build-set", name, "--weights-dir", str(weights_dir)],
+            check=True,
+        )
     for write in DERIVED_WRITERS:  # the draft module and LoRAs, shaped by the adapter just written
         write(weights_dir)
     write_lock(weights_dir)
@@ -80,7 +98,11 @@ def write_full_size_weights(weights_dir: Path) -> float:
 
 def memory_of(pid: int) -> dict[str, float]:
     """Resident memory now and its high-water mark, in GiB (from /proc/PID/status)."""
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    status = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if ":" in line
+    )
     return {key: int(status[key].split()[0]) * 1024 / GIB for key in ("VmRSS", "VmHWM")}
 
 
@@ -98,8 +120,11 @@ def rehearse(weights_dir: Path, log: Path) -> dict:
         results = {"setup_seconds": time.monotonic() - started}
         (worker,) = server.worker_pids()
         after_setup = memory_of(worker)
-        results.update(rss_after_setup_gib=after_setup["VmRSS"], peak_during_setup_gib=after_setup["VmHWM"],
-                       predictions={})
+        results.update(
+            rss_after_setup_gib=after_setup["VmRSS"],
+            peak_during_setup_gib=after_setup["VmHWM"],
+            predictions={},
+        )
         for name, inputs in PREDICTIONS.items():
             reset_peak(worker)
             started = time.monotonic()
@@ -110,10 +135,16 @@ def rehearse(weights_dir: Path, log: Path) -> dict:
             memory = memory_of(worker)
             results["predictions"][name] = dict(
                 settings=f"{inputs['num_frames']} frames {inputs['width']}×{inputs['height']}, "
-                         f"{inputs['num_inference_steps']} step", seconds=seconds,
-                peak_gib=memory["VmHWM"], rss_after_gib=memory["VmRSS"])
-        results["setup_log"] = [message for message in map(log_message, log.read_text().splitlines())
-                                if "weights match" in message or message.startswith("Loaded tiers")]
+                f"{inputs['num_inference_steps']} step",
+                seconds=seconds,
+                peak_gib=memory["VmHWM"],
+                rss_after_gib=memory["VmRSS"],
+            )
+        results["setup_log"] = [
+            message
+            for message in map(log_message, log.read_text().splitlines())
+            if "weights match" in message or message.startswith("Loaded tiers")
+        ]
         return results
     finally:
         server.stop()
@@ -130,8 +161,14 @@ def log_message(line: str) -> str:
 def machine() -> str:
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
     return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB memory, torch {torch.__version__}, {platform.node()}"
 
@@ -139,19 +176,26 @@ def machine() -> str:
 def write_results(out: Path, results: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "rehearse.json").write_text(json.dumps(results, indent=1))
-    lines = [f"# Full-size rehearsal on a CPU, {results['date']}: {results['machine']}", "",
-             f"Every model at its real architecture with random weights, {DTYPE}, loaded by setup() in "
-             "Cog's server (every tier resident), one tiny-size, one-step prediction per tier. "
-             "`python scripts/rehearse.py --out docs`.", "",
-             f"Building and writing the weights ({results['weights_gib']:.1f} GiB of fp16 files) and locking "
-             f"them: {results['build_seconds']:.0f} s.", "",
-             "| stage | seconds | worker resident after (GiB) | worker peak during (GiB) |",
-             "|---|---|---|---|",
-             f"| setup (first boot: every file hashed, both tiers loaded) | {results['setup_seconds']:.0f} | "
-             f"{results['rss_after_setup_gib']:.1f} | {results['peak_during_setup_gib']:.1f} |"]
+    lines = [
+        f"# Full-size rehearsal on a CPU, {results['date']}: {results['machine']}",
+        "",
+        f"Every model at its real architecture with random weights, {DTYPE}, loaded by setup() in "
+        "Cog's server (every tier resident), one tiny-size, one-step prediction per tier. "
+        "`python scripts/rehearse.py --out docs`.",
+        "",
+        f"Building and writing the weights ({results['weights_gib']:.1f} GiB of fp16 files) and locking "
+        f"them: {results['build_seconds']:.0f} s.",
+        "",
+        "| stage | seconds | worker resident after (GiB) | worker peak during (GiB) |",
+        "|---|---|---|---|",
+        f"| setup (first boot: every file hashed, both tiers loaded) | {results['setup_seconds']:.0f} | "
+        f"{results['rss_after_setup_gib']:.1f} | {results['peak_during_setup_gib']:.1f} |",
+    ]
     for name, row in results["predictions"].items():
-        lines.append(f"| {name} prediction, {row['settings']} | {row['seconds']:.0f} | {row['rss_after_gib']:.1f} | "
-                     f"{row['peak_gib']:.1f} |")
+        lines.append(
+            f"| {name} prediction, {row['settings']} | {row['seconds']:.0f} | {row['rss_after_gib']:.1f} | "
+            f"{row['peak_gib']:.1f} |"
+        )
     lines += ["", "Setup's log: " + "; ".join(results["setup_log"])]
     (out / "rehearse.md").write_text("\n".join(lines) + "\n")
 
@@ -159,7 +203,9 @@ def write_results(out: Path, results: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="folder for rehearse.json and rehearse.md")
-    parser.add_argument("--weights-dir", type=Path, help="keep (and reuse) the full-size weights here")
+    parser.add_argument(
+        "--weights-dir", type=Path, help="keep (and reuse) the full-size weights here"
+    )
     parser.add_argument("--build-set", help=argparse.SUPPRESS)  # the child process's job
     args = parser.parse_args()
     if args.build_set:
@@ -175,8 +221,12 @@ def main() -> None:
         build_seconds = 0.0
         if not (weights_dir / MARKER).is_file():
             build_seconds = write_full_size_weights(weights_dir)
-        results = dict(date=datetime.date.today().isoformat(), machine=machine(), build_seconds=build_seconds,
-                       weights_gib=sum((weights_dir / name).stat().st_size for name in required_files()) / GIB)
+        results = dict(
+            date=datetime.date.today().isoformat(),
+            machine=machine(),
+            build_seconds=build_seconds,
+            weights_gib=sum((weights_dir / name).stat().st_size for name in required_files()) / GIB,
+        )
         log = Path(tempfile.gettempdir()) / "rehearse-server.log"
         print(f"Cog's server log: {log}", flush=True)
         results.update(rehearse(weights_dir, log))

@@ -44,22 +44,63 @@ CHECKS = [
 # The soak's mix: good requests of every format and a few sizes, and bad ones in between.
 SOAK_MIX = [
     dict(prompt="a tram in the rain", width=64, height=64, num_frames=8, num_inference_steps=2),
-    dict(prompt="a cat on a piano", width=128, height=64, num_frames=16, num_inference_steps=2, output_format="gif"),
-    dict(tier=3, prompt="waves at night", width=128, height=64, num_frames=10, num_inference_steps=2,
-         output_format="webm"),
+    dict(
+        prompt="a cat on a piano",
+        width=128,
+        height=64,
+        num_frames=16,
+        num_inference_steps=2,
+        output_format="gif",
+    ),
+    dict(
+        tier=3,
+        prompt="waves at night",
+        width=128,
+        height=64,
+        num_frames=10,
+        num_inference_steps=2,
+        output_format="webm",
+    ),
     dict(prompt="", width=64, height=64),
     dict(prompt="a balloon", width=65, height=64),
-    dict(prompt="a balloon " * 50, width=64, height=64, num_frames=12, num_inference_steps=1, seed=None),
-    dict(prompt="a slow sunrise", width=64, height=64, num_frames=16, num_inference_steps=100, cancel=True),
+    dict(
+        prompt="a balloon " * 50,
+        width=64,
+        height=64,
+        num_frames=12,
+        num_inference_steps=1,
+        seed=None,
+    ),
+    dict(
+        prompt="a slow sunrise",
+        width=64,
+        height=64,
+        num_frames=16,
+        num_inference_steps=100,
+        cancel=True,
+    ),
 ]
 
 
 def run_checks(junit_path: Path, checks: list[str] = CHECKS) -> dict:
     """Run the checks with pytest and read what they found (read_junit)."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    )
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_path}", *checks],
-        cwd=REPO, env=env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit_path}",
+            *checks,
+        ],
+        cwd=REPO,
+        env=env,
+        check=False,
     )
     return read_junit(junit_path)
 
@@ -83,7 +124,9 @@ def read_junit(junit_path: Path) -> dict:
                     fuzz[input_class][recorded["outcome"]] += 1
             elif prop.get("name") == "cancel_seconds":
                 cancels[case.get("name").split("[", 1)[1].rstrip("]")] = float(prop.get("value"))
-    checks = [(name, total, passed, module) for (module, name), (total, passed) in sorted(counts.items())]
+    checks = [
+        (name, total, passed, module) for (module, name), (total, passed) in sorted(counts.items())
+    ]
     return dict(checks=checks, fuzz=fuzz, cancels=cancels)
 
 
@@ -101,8 +144,12 @@ def worker_gpu_mib(server: CogServer) -> float | None:
     if shutil.which("nvidia-smi") is None:
         return None
     [worker] = server.worker_pids()
-    rows = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                          capture_output=True, text=True, check=True).stdout.splitlines()
+    rows = subprocess.run(
+        ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     used = [float(row.split(",")[1]) for row in rows if row.split(",")[0].strip() == str(worker)]
     return sum(used) if used else 0.0
 
@@ -148,21 +195,35 @@ def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str
     # Latency growth: per kind of request, the median of its last third of runs against its first
     # third (single runs are too noisy on a shared CPU), then the median over kinds.
     thirds = {kind: max(1, len(runs) // 3) for kind, runs in latencies.items()}
-    by_kind = {kind: (statistics.median(runs[: thirds[kind]]), statistics.median(runs[-thirds[kind]:]))
-               for kind, runs in sorted(latencies.items()) if len(runs) >= 2}
+    by_kind = {
+        kind: (statistics.median(runs[: thirds[kind]]), statistics.median(runs[-thirds[kind] :]))
+        for kind, runs in sorted(latencies.items())
+        if len(runs) >= 2
+    }
     # Refused requests take a few milliseconds, where scheduling noise alone moves the ratio by a
     # quarter: the ratio is taken over the requests that run a model (50 ms or more).
     growth = [last / first for first, last in by_kind.values() if first >= 0.05]
-    return dict(count=count, server_env=server_env, outcomes=dict(outcomes), rss_start=rss[0], rss_end=rss[-1], rss_max=max(rss),
-                rss_every_10=[round(value) for value in rss[::10]],
-                gpu_every_10=None if gpu[0] is None else [round(value) for value in gpu[::10]],
-                latency_ratio=statistics.median(growth) if growth else float("nan"),
-                latency_by_kind=[f"{first * 1000:.0f} → {last * 1000:.0f}" for first, last in by_kind.values()])
+    return dict(
+        count=count,
+        server_env=server_env,
+        outcomes=dict(outcomes),
+        rss_start=rss[0],
+        rss_end=rss[-1],
+        rss_max=max(rss),
+        rss_every_10=[round(value) for value in rss[::10]],
+        gpu_every_10=None if gpu[0] is None else [round(value) for value in gpu[::10]],
+        latency_ratio=statistics.median(growth) if growth else float("nan"),
+        latency_by_kind=[
+            f"{first * 1000:.0f} → {last * 1000:.0f}" for first, last in by_kind.values()
+        ],
+    )
 
 
 def checks_table(checks) -> list[str]:
     lines = ["| check | file | cases | passed |", "|---|---|---|---|"]
-    lines += [f"| {name} | {module} | {total} | {passed} |" for name, total, passed, module in checks]
+    lines += [
+        f"| {name} | {module} | {total} | {passed} |" for name, total, passed, module in checks
+    ]
     total = sum(row[1] for row in checks)
     passed = sum(row[2] for row in checks)
     return lines + ["", f"{passed} of {total} cases passed.", ""]
@@ -185,9 +246,13 @@ def cancel_table(cancels: dict[str, float]) -> list[str]:
     ]
 
 
-FUZZ_OUTCOMES = ["succeeded", "failed naming the field", "refused by the schema, naming the field",
-                 "refused by Cog's own check",
-                 "refused by Cog's own check (Cog left an empty temp file)"]
+FUZZ_OUTCOMES = [
+    "succeeded",
+    "failed naming the field",
+    "refused by the schema, naming the field",
+    "refused by Cog's own check",
+    "refused by Cog's own check (Cog left an empty temp file)",
+]
 
 
 def fuzz_table(fuzz: dict[str, dict[str, int]]) -> list[str]:
@@ -208,8 +273,11 @@ def fuzz_table(fuzz: dict[str, dict[str, int]]) -> list[str]:
         "|---|---|" + "---|" * len(FUZZ_OUTCOMES),
     ]
     for input_class, outcomes in sorted(fuzz.items()):
-        lines.append(f"| {input_class} | {sum(outcomes.values())} | "
-                     + " | ".join(str(outcomes.get(outcome, 0)) for outcome in FUZZ_OUTCOMES) + " |")
+        lines.append(
+            f"| {input_class} | {sum(outcomes.values())} | "
+            + " | ".join(str(outcomes.get(outcome, 0)) for outcome in FUZZ_OUTCOMES)
+            + " |"
+        )
     return lines + [""]
 
 
@@ -230,9 +298,12 @@ def write_report(path: Path, checks, soak_result) -> None:
     if checks:
         lines += checks_table(checks["checks"])
         if not torch.cuda.is_available():
-            lines += ["Not run on this machine (no GPU): a real CUDA out-of-memory at the largest request "
-                      "(test_faults injects torch.OutOfMemoryError in each stage instead) and GPU memory "
-                      "over the soak.", ""]
+            lines += [
+                "Not run on this machine (no GPU): a real CUDA out-of-memory at the largest request "
+                "(test_faults injects torch.OutOfMemoryError in each stage instead) and GPU memory "
+                "over the soak.",
+                "",
+            ]
         lines += cancel_table(checks["cancels"]) + fuzz_table(checks["fuzz"])
     if soak_result:
         lines += [
@@ -246,7 +317,8 @@ def write_report(path: Path, checks, soak_result) -> None:
             f"{soak_result['rss_end']:.0f} MiB at the end, {soak_result['rss_max']:.0f} MiB at most",
             f"- worker resident memory every 10 predictions (MiB): {soak_result['rss_every_10']}",
             f"- worker GPU memory every 10 predictions (MiB, nvidia-smi): {soak_result['gpu_every_10']}"
-            if soak_result["gpu_every_10"] is not None else "- worker GPU memory: not measured (no NVIDIA GPU here)",
+            if soak_result["gpu_every_10"] is not None
+            else "- worker GPU memory: not measured (no NVIDIA GPU here)",
             f"- latency, last third against first third of each kind of request's runs (median over the "
             f"kinds that run a model): "
             f"{soak_result['latency_ratio']:.2f}×",
@@ -260,10 +332,17 @@ def write_report(path: Path, checks, soak_result) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--soak", type=int, default=0, help="mixed predictions in a row (0: no soak)")
+    parser.add_argument(
+        "--soak", type=int, default=0, help="mixed predictions in a row (0: no soak)"
+    )
     parser.add_argument("--skip-checks", action="store_true", help="only the soak")
-    parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for the soak's server, e.g. MALLOC_ARENA_MAX=1")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the soak's server, e.g. MALLOC_ARENA_MAX=1",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "RELIABILITY.md")
     args = parser.parse_args()
 

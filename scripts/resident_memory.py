@@ -24,9 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark import build_full_size_models  # noqa: E402
+from benchmark import build_full_size_models
 
-from pipelines.common import Device  # noqa: E402
+from pipelines.common import Device
 
 GB, GIB = 1e9, 2**30
 # (group, component) in build_full_size_models -> (tier, what it is). Ordered as the table prints.
@@ -71,8 +71,16 @@ def resident_rows() -> list[Row]:
     rows = []
     for (group, part), (tier, name) in COMPONENTS.items():
         module = models[group][part]
-        rows.append(Row(tier, name, type(module).__name__, sum(p.numel() for p in module.parameters()),
-                        module_bytes(module), shared=id(module) in seen))
+        rows.append(
+            Row(
+                tier,
+                name,
+                type(module).__name__,
+                sum(p.numel() for p in module.parameters()),
+                module_bytes(module),
+                shared=id(module) in seen,
+            )
+        )
         seen.add(id(module))
     return rows
 
@@ -86,24 +94,34 @@ def totals(rows: list[Row]) -> dict[str, tuple[int, int]]:
         "tier 3 (without the shared CLIP ViT-L)": [row for row in held if row.tier == 3],
         "every model resident": held,
     }
-    return {label: (sum(row.parameters for row in group), sum(row.bytes for row in group))
-            for label, group in groups.items()}
+    return {
+        label: (sum(row.parameters for row in group), sum(row.bytes for row in group))
+        for label, group in groups.items()
+    }
 
 
 def table(rows: list[Row]) -> str:
     lines = ["| tier | model | class | parameters | fp16 GB | GiB |", "|---|---|---|---|---|---|"]
     for row in rows:
         if row.shared:
-            lines.append(f"| {row.tier} | {row.name} | {row.class_name} | (counted above) | 0 | 0 |")
+            lines.append(
+                f"| {row.tier} | {row.name} | {row.class_name} | (counted above) | 0 | 0 |"
+            )
         else:
-            lines.append(f"| {row.tier} | {row.name} | {row.class_name} | {row.parameters / 1e6:,.1f} M "
-                         f"| {row.bytes / GB:.2f} | {row.bytes / GIB:.2f} |")
+            lines.append(
+                f"| {row.tier} | {row.name} | {row.class_name} | {row.parameters / 1e6:,.1f} M "
+                f"| {row.bytes / GB:.2f} | {row.bytes / GIB:.2f} |"
+            )
     for label, (parameters, size) in totals(rows).items():
-        lines.append(f"| | **{label}** | | {parameters / 1e6:,.1f} M | **{size / GB:.2f}** | **{size / GIB:.2f}** |")
+        lines.append(
+            f"| | **{label}** | | {parameters / 1e6:,.1f} M | **{size / GB:.2f}** | **{size / GIB:.2f}** |"
+        )
     clip_l = next(row for row in rows if row.shared)
     lines.append("")
-    lines.append(f"If SDXL's CLIP ViT-L were not identical to SD 1.5's (setup compares them tensor by "
-                 f"tensor), a second copy would add {clip_l.bytes / GB:.2f} GB.")
+    lines.append(
+        f"If SDXL's CLIP ViT-L were not identical to SD 1.5's (setup compares them tensor by "
+        f"tensor), a second copy would add {clip_l.bytes / GB:.2f} GB."
+    )
     return "\n".join(lines)
 
 

@@ -21,16 +21,20 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark import build_full_size_models  # noqa: E402
+from benchmark import build_full_size_models
 
-from pipelines.common import Device  # noqa: E402
-from pipelines.inputs import TIER_DEFAULTS  # noqa: E402
-from pipelines.safety import covering_squares, frames_to_check  # noqa: E402
-from pipelines.tier3 import keyframe_size  # noqa: E402
+from pipelines.common import Device
+from pipelines.inputs import TIER_DEFAULTS
+from pipelines.safety import covering_squares, frames_to_check
+from pipelines.tier3 import keyframe_size
 
 META = Device(torch.device("meta"), torch.float16)
 TERA = 1e12
-SDXL_TEXT_TOKENS, SDXL_TEXT_WIDTH, SDXL_POOLED = 77, 2048, 1280  # both encoders' states side by side
+SDXL_TEXT_TOKENS, SDXL_TEXT_WIDTH, SDXL_POOLED = (
+    77,
+    2048,
+    1280,
+)  # both encoders' states side by side
 CHECKER_INPUT = 224  # the feature extractor's crop: every checked square is resized to it
 
 
@@ -62,28 +66,42 @@ def keyframe_flops(models: dict, width: int, height: int, steps: int) -> dict[st
     unet, vae = models["sdxl"]["unet"], models["sdxl"]["fp16_fix_vae"]
     latents = torch.zeros(2, 4, height // 8, width // 8, device="meta", dtype=META.dtype)
     text = torch.zeros(2, SDXL_TEXT_TOKENS, SDXL_TEXT_WIDTH, device="meta", dtype=META.dtype)
-    added = {"text_embeds": torch.zeros(2, SDXL_POOLED, device="meta", dtype=META.dtype),
-             "time_ids": torch.zeros(2, 6, device="meta", dtype=META.dtype)}
+    added = {
+        "text_embeds": torch.zeros(2, SDXL_POOLED, device="meta", dtype=META.dtype),
+        "time_ids": torch.zeros(2, 6, device="meta", dtype=META.dtype),
+    }
     timestep = torch.tensor([999.0], device="meta")
-    step = counted(lambda: unet(latents, timestep, encoder_hidden_states=text, added_cond_kwargs=added))
+    step = counted(
+        lambda: unet(latents, timestep, encoder_hidden_states=text, added_cond_kwargs=added)
+    )
     decode = counted(lambda: vae.decode(latents[:1]))
-    return {"unet_step": step, "denoising": step * steps, "decode": decode, "total": step * steps + decode}
+    return {
+        "unet_step": step,
+        "denoising": step * steps,
+        "decode": decode,
+        "total": step * steps + decode,
+    }
 
 
 def report() -> str:
     models = build_full_size_models(META)
     per_square = checker_flops(models)
-    lines = ["Safety checker (CLIP ViT-L/14 at 224×224, FLOPs per checked square and per video at each tier's defaults):", "",
-             "| tier | video | frames checked | squares per frame | forwards per video | TFLOP per video | every frame instead |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "Safety checker (CLIP ViT-L/14 at 224×224, FLOPs per checked square and per video at each tier's defaults):",
+        "",
+        "| tier | video | frames checked | squares per frame | forwards per video | TFLOP per video | every frame instead |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for tier in (2, 3):
         d = TIER_DEFAULTS[tier]
         frames = frames_to_check(d["num_frames"])
         shown = ", ".join(str(i + 1) for i in frames) + (" + the start frame" if tier == 3 else "")
         squares = len(covering_squares(d["width"], d["height"]))
-        lines.append(f"| {tier} | {d['num_frames']} frames {d['width']}×{d['height']} | {shown} | {squares} "
-                     f"| {squares_checked(tier)} | {squares_checked(tier) * per_square / TERA:.2f} "
-                     f"| {squares_checked(tier, every_frame=True) * per_square / TERA:.2f} |")
+        lines.append(
+            f"| {tier} | {d['num_frames']} frames {d['width']}×{d['height']} | {shown} | {squares} "
+            f"| {squares_checked(tier)} | {squares_checked(tier) * per_square / TERA:.2f} "
+            f"| {squares_checked(tier, every_frame=True) * per_square / TERA:.2f} |"
+        )
     lines += ["", f"One checked square: {per_square / 1e9:.1f} GFLOP.", ""]
 
     d = TIER_DEFAULTS[3]
@@ -91,15 +109,26 @@ def report() -> str:
     width, height = keyframe_size(d["width"], d["height"])
     before = keyframe_flops(models, d["width"], d["height"], steps)
     after = keyframe_flops(models, width, height, steps)
-    lines += [f"Tier 3 keyframe, SDXL base with guidance (batch 2), {steps} steps, fp16-fix VAE decode:", "",
-              "| keyframe | UNet step TFLOP | denoising TFLOP | VAE decode TFLOP | total TFLOP |", "|---|---|---|---|---|"]
-    for label, flops in ((f"{d['width']}×{d['height']} (the video size, before)", before),
-                         (f"{width}×{height} (SDXL's bucket for 16:9, now)", after)):
-        lines.append(f"| {label} | {flops['unet_step'] / TERA:.2f} | {flops['denoising'] / TERA:.1f} "
-                     f"| {flops['decode'] / TERA:.2f} | {flops['total'] / TERA:.1f} |")
+    lines += [
+        f"Tier 3 keyframe, SDXL base with guidance (batch 2), {steps} steps, fp16-fix VAE decode:",
+        "",
+        "| keyframe | UNet step TFLOP | denoising TFLOP | VAE decode TFLOP | total TFLOP |",
+        "|---|---|---|---|---|",
+    ]
+    for label, flops in (
+        (f"{d['width']}×{d['height']} (the video size, before)", before),
+        (f"{width}×{height} (SDXL's bucket for 16:9, now)", after),
+    ):
+        lines.append(
+            f"| {label} | {flops['unet_step'] / TERA:.2f} | {flops['denoising'] / TERA:.1f} "
+            f"| {flops['decode'] / TERA:.2f} | {flops['total'] / TERA:.1f} |"
+        )
     added = after["total"] - before["total"]
-    lines += ["", f"The 1-megapixel keyframe adds {added / TERA:.1f} TFLOP per tier-3 video from text "
-                  f"({after['total'] / before['total']:.2f}× the keyframe's FLOPs); a caller's image renders no keyframe."]
+    lines += [
+        "",
+        f"The 1-megapixel keyframe adds {added / TERA:.1f} TFLOP per tier-3 video from text "
+        f"({after['total'] / before['total']:.2f}× the keyframe's FLOPs); a caller's image renders no keyframe.",
+    ]
     return "\n".join(lines)
 
 

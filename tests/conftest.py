@@ -11,10 +11,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from make_tiny_weights import make_tiny_weights  # noqa: E402
-
 from cog_schema import openapi_schema  # noqa: E402
 from cog_server import CogServer, WebhookReceiver  # noqa: E402
+from make_tiny_weights import make_tiny_weights  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +54,9 @@ def server_without_schema(tiny_weights_dir, tmp_path_factory):
 @pytest.fixture(params=["with the schema", "without a schema"])
 def each_server(request):
     """For bad-input tests: once as Replicate serves the model, once with our checks alone."""
-    return request.getfixturevalue("server" if request.param == "with the schema" else "server_without_schema")
+    return request.getfixturevalue(
+        "server" if request.param == "with the schema" else "server_without_schema"
+    )
 
 
 @pytest.fixture

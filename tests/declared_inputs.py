@@ -32,7 +32,9 @@ def declared_inputs() -> dict[str, DeclaredInput]:
         hint = hints[name]
         arguments = [argument for argument in typing.get_args(hint) if argument is not type(None)]
         optional = typing.get_origin(hint) is typing.Union and len(arguments) == 1
-        declared[name] = DeclaredInput(name, arguments[0] if optional else hint, optional, parameter.default)
+        declared[name] = DeclaredInput(
+            name, arguments[0] if optional else hint, optional, parameter.default
+        )
     return declared
 
 

@@ -22,7 +22,6 @@ class RunnerWithALostGpu(Runner):
         self.device = Device(torch.device("cuda", 99), torch.float16)
 
 
-
 class RunnerWithAHungGpu(Runner):
     """predict.Runner whose GPU hangs: the health check's sync never returns (a GPU stuck after an
     Xid does this)."""

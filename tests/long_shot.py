@@ -10,9 +10,17 @@ import torch
 
 from pipelines.inputs import VideoRequest, resolve_request
 
-LONG_SHOT = dict(tier=2, prompt="a man in a red coat", negative_prompt="blurry", num_frames=96, width=64, height=64,
-                 num_inference_steps=1, seed=21,
-                 prompt_schedule="0: he opens the door | 24: he steps inside | 48: he sits down")
+LONG_SHOT = dict(
+    tier=2,
+    prompt="a man in a red coat",
+    negative_prompt="blurry",
+    num_frames=96,
+    width=64,
+    height=64,
+    num_inference_steps=1,
+    seed=21,
+    prompt_schedule="0: he opens the door | 24: he steps inside | 48: he sits down",
+)
 
 
 def long_shot_by_stock_diffusers(weights_dir: Path) -> tuple[VideoRequest, np.ndarray]:
@@ -23,9 +31,18 @@ def long_shot_by_stock_diffusers(weights_dir: Path) -> tuple[VideoRequest, np.nd
     stock = stock_pipeline(weights_dir)
     stock.enable_free_noise()
     frames = stock(
-        prompt={0: "a man in a red coat, he opens the door", 24: "a man in a red coat, he steps inside",
-                48: "a man in a red coat, he sits down"},
-        negative_prompt="blurry", num_frames=96, height=64, width=64, num_inference_steps=1, guidance_scale=7.5,
-        generator=torch.Generator("cpu").manual_seed(21), output_type="np",
+        prompt={
+            0: "a man in a red coat, he opens the door",
+            24: "a man in a red coat, he steps inside",
+            48: "a man in a red coat, he sits down",
+        },
+        negative_prompt="blurry",
+        num_frames=96,
+        height=64,
+        width=64,
+        num_inference_steps=1,
+        guidance_scale=7.5,
+        generator=torch.Generator("cpu").manual_seed(21),
+        output_type="np",
     ).frames[0]
     return resolve_request(LONG_SHOT), frames

@@ -12,21 +12,32 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_smoke_benchmark_times_both_variants_counts_flops_and_compares_frames(tmp_path):
-    subprocess.run([sys.executable, "scripts/benchmark.py", "--smoke", "--out", str(tmp_path)],
-                   cwd=REPO, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--smoke", "--out", str(tmp_path)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     results = json.loads((tmp_path / "benchmark.json").read_text())
     assert results["smoke"] is True and results["date"] and "CPU" in results["machine"]
     assert results["setup_seconds"] > 0 and results["peak_matmul_tflops"] > 0
     # Setup's verification is reported both ways (first boot, hashes cached).
-    assert results["weights_gib"] > 0 and results["verify_cached_seconds"] > 0 and results["verify_first_boot_seconds"] > 0
+    assert (
+        results["weights_gib"] > 0
+        and results["verify_cached_seconds"] > 0
+        and results["verify_first_boot_seconds"] > 0
+    )
     assert set(results["tiers"]) == {"2", "3"}
-    for tier, stages in (("2", {"denoising", "decoding", "encoding"}),
-                         ("3", {"keyframe", "animating", "decoding", "encoding"})):
+    for tier, stages in (
+        ("2", {"denoising", "decoding", "encoding"}),
+        ("3", {"keyframe", "animating", "decoding", "encoding"}),
+    ):
         row = results["tiers"][tier]
         assert row["stock_seconds"] > 0 and row["ours_seconds"] > 0
         assert math.isclose(row["speedup"], row["stock_seconds"] / row["ours_seconds"])
         assert set(row["ours_stages"]) == stages and all(s > 0 for s in row["ours_stages"].values())
-        assert row["tflop"] > 0 and 0 < row["share_of_peak"]
+        assert row["tflop"] > 0 and row["share_of_peak"] > 0
         # Same weights, inputs and seed: our pipeline computes exactly what the stock one does.
         assert row["max_abs_error"] == 0 and row["psnr_db"] == math.inf
         assert row["frames_finite"] is True and row["min_frame_std"] > 0
@@ -41,33 +52,60 @@ def test_full_size_models_are_the_real_architectures():
 
     sys.path.insert(0, str(REPO / "scripts"))
     import benchmark
+
     from pipelines.common import Device
 
     models = benchmark.build_full_size_models(Device(torch.device("meta"), torch.float16))
-    counts = {f"{s}.{n}": sum(p.numel() for p in m.parameters()) for s, parts in models.items() for n, m in parts.items()}
+    counts = {
+        f"{s}.{n}": sum(p.numel() for p in m.parameters())
+        for s, parts in models.items()
+        for n, m in parts.items()
+    }
     millions = {name: round(count / 1e6, 1) for name, count in counts.items()}
     assert millions["sdxl.unet"] == 2567.5 and millions["svd.unet"] == 1524.6
     assert millions["sdxl.text_encoder_2"] == 694.7 and millions["sdxl.text_encoder"] == 123.1
     assert millions["svd.image_encoder"] == 632.1 and millions["svd.vae"] == 97.7
     assert millions["sdxl.fp16_fix_vae"] == millions["sd15.vae"] == 83.7
-    assert millions["sd15.safety_checker"] == 304.0  # CLIP ViT-L/14's image tower: 608 MB in fp16, as published
-    assert round((counts["sd15.unet"] + counts["animatediff.adapter"]) / 1e6, 1) == 1276.7  # UNetMotionModel
+    assert (
+        millions["sd15.safety_checker"] == 304.0
+    )  # CLIP ViT-L/14's image tower: 608 MB in fp16, as published
+    assert (
+        round((counts["sd15.unet"] + counts["animatediff.adapter"]) / 1e6, 1) == 1276.7
+    )  # UNetMotionModel
     assert models["sdxl"]["text_encoder"] is models["sd15"]["text_encoder"]
 
 
 def test_flops_per_video_standard_and_draft_at_the_defaults(tmp_path):
     """Counted on the meta device: the standard count is flops.md's (35.35 TFLOP a UNet step with
     CFG, 924 a video), and the draft's 4 unguided steps with Lightning's modules cost 8.3× less."""
-    subprocess.run([sys.executable, "scripts/benchmark.py", "--flops", "--out", str(tmp_path)],
-                   cwd=REPO, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--flops", "--out", str(tmp_path)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     counted = json.loads((tmp_path / "flops.json").read_text())
     standard, draft = counted["modes"]["standard"], counted["modes"]["draft"]
-    assert (standard["steps"], standard["guidance"], draft["steps"], draft["guidance"]) == (25, 7.5, 4, 1.0)
-    assert round(standard["unet_step"] / 1e12, 2) == 35.35 and round(standard["total"] / 1e12) == 924
+    assert (standard["steps"], standard["guidance"], draft["steps"], draft["guidance"]) == (
+        25,
+        7.5,
+        4,
+        1.0,
+    )
+    assert (
+        round(standard["unet_step"] / 1e12, 2) == 35.35 and round(standard["total"] / 1e12) == 924
+    )
     # Half the batch, plus the mid-block motion module v3 lacks: a little over half a standard step.
     assert 0.5 < draft["unet_step"] / standard["unet_step"] < 0.51
-    assert draft["vae_decode"] == standard["vae_decode"] and draft["text_encoder"] * 2 == standard["text_encoder"]
-    assert math.isclose(counted["ratio"], standard["total"] / draft["total"]) and round(counted["ratio"], 1) == 8.3
+    assert (
+        draft["vae_decode"] == standard["vae_decode"]
+        and draft["text_encoder"] * 2 == standard["text_encoder"]
+    )
+    assert (
+        math.isclose(counted["ratio"], standard["total"] / draft["total"])
+        and round(counted["ratio"], 1) == 8.3
+    )
     assert math.isclose(draft["h100_half_peak_dollars"], 2 * draft["h100_floor_dollars"])
 
 
@@ -79,10 +117,18 @@ def test_draft_switch_script_writes_its_section_with_date_and_machine(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     out.write_text("# Benchmarks\n\nEarlier sections stay.\n")
     for _ in range(2):
-        subprocess.run([sys.executable, "scripts/draft_switch.py", "--out", str(out)],
-                       cwd=REPO, check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [sys.executable, "scripts/draft_switch.py", "--out", str(out)],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
     text = out.read_text()
-    assert text.startswith("# Benchmarks\n\nEarlier sections stay.\n") and text.count("## Draft mode") == 1
+    assert (
+        text.startswith("# Benchmarks\n\nEarlier sections stay.\n")
+        and text.count("## Draft mode") == 1
+    )
     assert datetime.date.today().isoformat() in text and "CPU (" in text
     (row,) = [line for line in text.splitlines() if line.startswith("| tiny test weights")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]

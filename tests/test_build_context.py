@@ -19,28 +19,43 @@ REPO = Path(__file__).resolve().parent.parent
 
 # What a checkout accumulates: environments, caches, outputs, a half-done download, real weights.
 JUNK = [
-    ".git/HEAD", ".venv/bin/python", ".venv/lib/python3.11/site-packages/torch/__init__.py",
-    ".cache/tiny-weights/stable-diffusion-v1-5/model_index.json", ".pytest_cache/README.md",
-    ".hypothesis/examples/abc", ".whl/torch.whl", "outputs/tier2.mp4", "outputs/cog-server.log",
-    "pipelines/__pycache__/tier2.cpython-311.pyc", "__pycache__/predict.cpython-311.pyc",
+    ".git/HEAD",
+    ".venv/bin/python",
+    ".venv/lib/python3.11/site-packages/torch/__init__.py",
+    ".cache/tiny-weights/stable-diffusion-v1-5/model_index.json",
+    ".pytest_cache/README.md",
+    ".hypothesis/examples/abc",
+    ".whl/torch.whl",
+    "outputs/tier2.mp4",
+    "outputs/cog-server.log",
+    "pipelines/__pycache__/tier2.cpython-311.pyc",
+    "__pycache__/predict.cpython-311.pyc",
     "weights/.partial/stable-diffusion-v1-5/unet/diffusion_pytorch_model.fp16.safetensors",
-    "weights.tar", ".cog/openapi_schema.json",
+    "weights.tar",
+    ".cog/openapi_schema.json",
 ]
 WEIGHTS = [
-    "weights/weights.lock.json", "weights/.verified.json",
+    "weights/weights.lock.json",
+    "weights/.verified.json",
     "weights/stable-diffusion-v1-5/unet/diffusion_pytorch_model.fp16.safetensors",
     "weights/stable-video-diffusion-img2vid-xt-1-1/model_index.json",
 ]
 
 
 def tracked_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    )
     return [name for name in listed.stdout.splitlines() if (REPO / name).is_file()]
 
 
 def build_context(project: Path, dockerignore: str) -> set[str]:
     """Files `cog build` sends: Docker's matcher over .dockerignore, then Cog's own `.cog` rule."""
-    patterns = [line.strip() for line in dockerignore.splitlines() if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in dockerignore.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     included = exclude_paths(str(project), patterns + [".cog"])
     return {path for path in included if (project / path).is_file()}
 
@@ -72,7 +87,11 @@ def test_the_image_gets_the_code_config_and_weights(checkout):
 def test_the_image_gets_no_environment_cache_output_history_or_tests(checkout):
     context = build_context(checkout, (checkout / ".dockerignore").read_text())
     assert not set(JUNK) & context, set(JUNK) & context
-    left_in = {path for path in context if path.split("/")[0] in (".venv", ".git", ".cache", "outputs", "tests", "examples")}
+    left_in = {
+        path
+        for path in context
+        if path.split("/")[0] in (".venv", ".git", ".cache", "outputs", "tests", "examples")
+    }
     assert not left_in, sorted(left_in)
     assert not any(path.endswith(".pyc") for path in context)
 
@@ -81,5 +100,7 @@ def test_weights_from_a_cdn_keep_only_the_lock_in_the_image(checkout):
     """README "Cold start on Replicate", route 2: these two lines added to .dockerignore."""
     ignore = (checkout / ".dockerignore").read_text() + "\nweights/*\n!weights/weights.lock.json\n"
     context = build_context(checkout, ignore)
-    assert {path for path in context if path.startswith("weights/")} == {"weights/weights.lock.json"}
+    assert {path for path in context if path.startswith("weights/")} == {
+        "weights/weights.lock.json"
+    }
     assert "predict.py" in context

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from cog import BaseRunner
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,15 +18,56 @@ CONFIG = yaml.safe_load((REPO / "cog.yaml").read_text())
 
 # pkg/config/data/config_schema_v1.0.json: `additionalProperties: false` at the top (line 285) and
 # under `build` (line 159): any other key fails the build.
-TOP_LEVEL_KEYS = {"build", "image", "model", "run", "predict", "train", "concurrency", "environment", "weights"}
-BUILD_KEYS = {"cuda", "cudnn", "gpu", "pre_install", "python_packages", "python_requirements",
-              "python_version", "run", "sdk_version", "system_packages"}
+TOP_LEVEL_KEYS = {
+    "build",
+    "image",
+    "model",
+    "run",
+    "predict",
+    "train",
+    "concurrency",
+    "environment",
+    "weights",
+}
+BUILD_KEYS = {
+    "cuda",
+    "cudnn",
+    "gpu",
+    "pre_install",
+    "python_packages",
+    "python_requirements",
+    "python_version",
+    "run",
+    "sdk_version",
+    "system_packages",
+}
 # config_schema_v1.0.json line 218: each `environment` entry.
 ENVIRONMENT_ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=.*$")
 # pkg/config/cuda_compatibility.json: the CUDA base images Cog has (major.minor). A `cuda` that
 # none matches fails with "CUDA X is not supported by Cog" (pkg/config/compatibility.go:244-258).
-CUDA_BASE_IMAGES = {"11.0", "11.1", "11.2", "11.3", "11.4", "11.5", "11.6", "11.7", "11.8", "12.0", "12.1",
-                    "12.2", "12.3", "12.4", "12.5", "12.6", "12.8", "12.9", "13.0", "13.1", "13.2"}
+CUDA_BASE_IMAGES = {
+    "11.0",
+    "11.1",
+    "11.2",
+    "11.3",
+    "11.4",
+    "11.5",
+    "11.6",
+    "11.7",
+    "11.8",
+    "12.0",
+    "12.1",
+    "12.2",
+    "12.3",
+    "12.4",
+    "12.5",
+    "12.6",
+    "12.8",
+    "12.9",
+    "13.0",
+    "13.1",
+    "13.2",
+}
 # pkg/config/torch_compatibility.json: the newest torch Cog maps to a CUDA. For a newer pin with no
 # `cuda`, Cog stops: "cog doesn't know what CUDA version is compatible with torch==..."
 # (pkg/config/config.go:648-653); with `cuda` set it warns and installs the pin as written
@@ -49,7 +89,9 @@ def test_only_keys_cog_knows():
     assert set(CONFIG) <= TOP_LEVEL_KEYS, set(CONFIG) - TOP_LEVEL_KEYS
     assert set(CONFIG["build"]) <= BUILD_KEYS, set(CONFIG["build"]) - BUILD_KEYS
     assert "python_version" in CONFIG["build"]  # required (config_schema_v1.0.json line 158)
-    assert all(ENVIRONMENT_ENTRY.match(entry) for entry in CONFIG.get("environment") or []), CONFIG["environment"]
+    assert all(ENVIRONMENT_ENTRY.match(entry) for entry in CONFIG.get("environment") or []), CONFIG[
+        "environment"
+    ]
 
 
 def test_the_image_runs_the_python_the_tests_run():
@@ -72,12 +114,18 @@ def test_the_torch_pin_has_a_cuda_cog_can_build():
         assert cuda, "Cog cannot pick a CUDA for this torch: set build.cuda"
     if cuda is not None:
         # config.go:569-589: a string "major.minor", major at least 11; and a base image for it.
-        assert isinstance(cuda, str) and re.fullmatch(r"\d+\.\d+", cuda) and int(cuda.split(".")[0]) >= 11, cuda
+        assert (
+            isinstance(cuda, str)
+            and re.fullmatch(r"\d+\.\d+", cuda)
+            and int(cuda.split(".")[0]) >= 11
+        ), cuda
         assert cuda in CUDA_BASE_IMAGES, cuda
         import torch
 
         # The CUDA the pinned wheel was built for, as the tests' own torch reports it.
-        assert torch.version.cuda is not None and torch.version.cuda.split(".")[:2] == cuda.split("."), torch.version.cuda
+        assert torch.version.cuda is not None and torch.version.cuda.split(".")[:2] == cuda.split(
+            "."
+        ), torch.version.cuda
 
 
 def test_the_image_gets_the_cog_sdk_the_tests_ran():
@@ -103,8 +151,15 @@ def test_a_gpu_that_torch_cannot_use_stops_setup_naming_the_driver(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("torch uses this machine's GPU: the refusal cannot happen here")
-    require_usable_gpu(tmp_path / "no-driver")  # a machine without an NVIDIA driver: the CPU is fine
+    require_usable_gpu(
+        tmp_path / "no-driver"
+    )  # a machine without an NVIDIA driver: the CPU is fine
     driver = tmp_path / "version"
-    driver.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\n")
-    with pytest.raises(RuntimeError, match=r"driver is loaded \(NVRM version: .*550\.54\.14.*CUDA 13\.0 needs driver 580"):
+    driver.write_text(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\n"
+    )
+    with pytest.raises(
+        RuntimeError,
+        match=r"driver is loaded \(NVRM version: .*550\.54\.14.*CUDA 13\.0 needs driver 580",
+    ):
         require_usable_gpu(driver)

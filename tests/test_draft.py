@@ -44,19 +44,31 @@ def model_card_pipeline(weights_dir):
     lightning = WEIGHT_SETS["animatediff_lightning"]
     adapter.load_state_dict(load_file(lightning.path(weights_dir) / lightning.files[0]))
     pipeline = AnimateDiffPipeline.from_pretrained(
-        WEIGHT_SETS["sd15"].path(weights_dir), motion_adapter=adapter, variant="fp16", dtype=torch.float32,
-        feature_extractor=None, image_encoder=None,
+        WEIGHT_SETS["sd15"].path(weights_dir),
+        motion_adapter=adapter,
+        variant="fp16",
+        dtype=torch.float32,
+        feature_extractor=None,
+        image_encoder=None,
     )
     pipeline.scheduler = EulerDiscreteScheduler.from_config(
-        pipeline.scheduler.config, timestep_spacing="trailing", beta_schedule="linear")
+        pipeline.scheduler.config, timestep_spacing="trailing", beta_schedule="linear"
+    )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 
 
 def model_card_frames(pipeline, request):
-    return pipeline(prompt=request.prompt, num_frames=request.num_frames, height=request.height,
-                    width=request.width, guidance_scale=1.0, num_inference_steps=4,
-                    generator=torch.Generator("cpu").manual_seed(request.seed), output_type="np").frames[0]
+    return pipeline(
+        prompt=request.prompt,
+        num_frames=request.num_frames,
+        height=request.height,
+        width=request.width,
+        guidance_scale=1.0,
+        num_inference_steps=4,
+        generator=torch.Generator("cpu").manual_seed(request.seed),
+        output_type="np",
+    ).frames[0]
 
 
 @pytest.fixture(scope="module")
@@ -74,25 +86,36 @@ def test_draft_frames_equal_the_model_cards_recipe(tier2, model_card):
     np.testing.assert_allclose(ours, stock, atol=1e-5, rtol=0)
 
 
-def test_a_camera_motion_equals_the_stock_pipeline_with_that_lora_at_its_strength(tier2, tiny_weights_dir):
+def test_a_camera_motion_equals_the_stock_pipeline_with_that_lora_at_its_strength(
+    tier2, tiny_weights_dir
+):
     stock = model_card_pipeline(tiny_weights_dir)
     folder = WEIGHT_SETS[CAMERA_MOTIONS["pan_left"]].path(tiny_weights_dir)
-    stock.load_lora_weights(folder, weight_name=LORA_FILE, adapter_name="pan_left")  # diffusers' AnimateDiff docs
+    stock.load_lora_weights(
+        folder, weight_name=LORA_FILE, adapter_name="pan_left"
+    )  # diffusers' AnimateDiff docs
     stock.set_adapters(["pan_left"], [0.6])
     request = draft_request(camera_motion="pan_left", camera_motion_strength=0.6, num_frames=8)
     ours = generate(tier2, request)
     np.testing.assert_allclose(ours, model_card_frames(stock, request), atol=1e-5, rtol=0)
-    assert np.abs(ours - generate(tier2, draft_request(num_frames=8))).max() > 1e-3  # the move did something
+    assert (
+        np.abs(ours - generate(tier2, draft_request(num_frames=8))).max() > 1e-3
+    )  # the move did something
 
 
 def test_both_motion_modules_share_one_spatial_unet_and_switching_allocates_nothing(tier2):
     draft, unet = tier2.draft, tier2.pipeline.unet
     assert draft.pipeline.unet is unet and draft.pipeline.vae is tier2.pipeline.vae
     assert draft.pipeline.text_encoder is tier2.pipeline.text_encoder
-    assert draft.pipeline.scheduler is not tier2.pipeline.scheduler  # the standard one is never swapped
+    assert (
+        draft.pipeline.scheduler is not tier2.pipeline.scheduler
+    )  # the standard one is never swapped
     assert draft.standard.is_installed_in(unet)
-    resident = {tensor.data_ptr() for module in (unet, *draft.lightning.down, *draft.lightning.up, draft.lightning.mid_block)
-                for tensor in module.state_dict().values()}
+    resident = {
+        tensor.data_ptr()
+        for module in (unet, *draft.lightning.down, *draft.lightning.up, draft.lightning.mid_block)
+        for tensor in module.state_dict().values()
+    }
     standard_tensors = len(unet.state_dict())
     with draft.active("tilt_up", 0.75) as pipeline:
         assert pipeline is draft.pipeline and draft.lightning.is_installed_in(unet)
@@ -108,12 +131,15 @@ def test_an_error_inside_a_draft_puts_the_standard_modules_back_and_the_lora_out
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     draft, unet = tier2.draft, tier2.pipeline.unet
-    with pytest.raises(RuntimeError, match="mid-request"):
-        with draft.active("roll_clockwise", 1.2):
-            assert not draft.standard.is_installed_in(unet)
-            raise RuntimeError("mid-request")
+    with pytest.raises(RuntimeError, match="mid-request"), draft.active("roll_clockwise", 1.2):
+        assert not draft.standard.is_installed_in(unet)
+        raise RuntimeError("mid-request")
     assert draft.standard.is_installed_in(unet)
-    wrapped = [m for m in draft.lightning.mid_block.motion_modules.modules() if isinstance(m, BaseTunerLayer)]
+    wrapped = [
+        m
+        for m in draft.lightning.mid_block.motion_modules.modules()
+        if isinstance(m, BaseTunerLayer)
+    ]
     assert wrapped and all(layer.disable_adapters for layer in wrapped)
 
 

@@ -73,12 +73,18 @@ from pipelines.progress import Progress
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "replicate"
 TOKEN = "r8_test_token_never_real"
-VERSION = "example-owner/video-model:5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
+VERSION = (
+    "example-owner/video-model:5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
+)
 PUBLIC_URL = "https://shots.example.com"
 SECRET = json.loads((FIXTURES / "webhook_secret.json").read_text())["key"]
 # replicate-python tests/test_webhooks.py: a body signed with SECRET by Replicate's (Svix's) signer.
-VECTOR = dict(id="msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp=1614265330, body='{"test": 2432232314}',
-              signature="v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+VECTOR = dict(
+    id="msg_p5jXN8AQM9LWM0D4loKWxJek",
+    timestamp=1614265330,
+    body='{"test": 2432232314}',
+    signature="v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+)
 
 
 def fixture(name: str) -> dict:
@@ -95,36 +101,56 @@ def sign(body: str, webhook_id: str, timestamp: int, secret: str = SECRET) -> st
 
 def signed_headers(body: str, webhook_id: str, timestamp: int, secret: str = SECRET) -> dict:
     # Header names as they arrive over HTTP; the check must not depend on their case.
-    return {"Webhook-Id": webhook_id, "Webhook-Timestamp": str(timestamp),
-            "Webhook-Signature": sign(body, webhook_id, timestamp, secret), "Content-Type": "application/json"}
+    return {
+        "Webhook-Id": webhook_id,
+        "Webhook-Timestamp": str(timestamp),
+        "Webhook-Signature": sign(body, webhook_id, timestamp, secret),
+        "Content-Type": "application/json",
+    }
 
 
 # --- Progress from the model's logs -------------------------------------------------------------
 
-@pytest.mark.parametrize("line, expected", [
-    # Copied from the model's recorded logs (tests/fixtures/replicate/webhook_succeeded.json).
-    ("  6%|▌         | 1/18 [00:01<00:18,  1.08s/it, denoising]", (6, 1, 18, "denoising")),
-    (" 56%|█████▌    | 10/18 [00:01<00:01,  6.38it/s, decoding]", (56, 10, 18, "decoding")),
-    ("100%|██████████| 18/18 [00:01<00:00, 10.45it/s, encoding]", (100, 18, 18, "encoding")),
-    ("  6%|▌         | 1/17 [00:00<00:00, 16.12it/s, denoising]", (6, 1, 17, "denoising")),
-    (" 25%|██▌       | 14/56 [00:00<00:01, 29.20it/s, keyframe]", (25, 14, 56, "keyframe")),
-    # A bar without a stage (another model's tqdm) still gives a percentage.
-    (" 40%|████      | 2/5 [00:01<00:01, 22.46it/s]", (40, 2, 5, None)),
-])
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        # Copied from the model's recorded logs (tests/fixtures/replicate/webhook_succeeded.json).
+        ("  6%|▌         | 1/18 [00:01<00:18,  1.08s/it, denoising]", (6, 1, 18, "denoising")),
+        (" 56%|█████▌    | 10/18 [00:01<00:01,  6.38it/s, decoding]", (56, 10, 18, "decoding")),
+        ("100%|██████████| 18/18 [00:01<00:00, 10.45it/s, encoding]", (100, 18, 18, "encoding")),
+        ("  6%|▌         | 1/17 [00:00<00:00, 16.12it/s, denoising]", (6, 1, 17, "denoising")),
+        (" 25%|██▌       | 14/56 [00:00<00:01, 29.20it/s, keyframe]", (25, 14, 56, "keyframe")),
+        # A bar without a stage (another model's tqdm) still gives a percentage.
+        (" 40%|████      | 2/5 [00:01<00:01, 22.46it/s]", (40, 2, 5, None)),
+    ],
+)
 def test_a_progress_line_gives_percent_counts_and_stage(line, expected):
     progress = parse_progress(line)
     assert (progress.percent, progress.current, progress.total, progress.stage) == expected
 
 
-@pytest.mark.parametrize("logs", [None, "", "Seed: 42 (given; pass seed=42 to reproduce this video)\n"
-                                   "Tier 2: 8 frames at 64×64, 8 fps, 2 steps, guidance 7.5\n"])
+@pytest.mark.parametrize(
+    "logs",
+    [
+        None,
+        "",
+        "Seed: 42 (given; pass seed=42 to reproduce this video)\n"
+        "Tier 2: 8 frames at 64×64, 8 fps, 2 steps, guidance 7.5\n",
+    ],
+)
 def test_logs_without_a_bar_give_no_progress(logs):
     assert parse_progress(logs) is None
 
 
-@pytest.mark.parametrize("name, percent, stage", [("webhook_processing.json", 56, "decoding"),
-                                                   ("webhook_succeeded.json", 100, "encoding"),
-                                                   ("webhook_failed_crash.json", 27, "denoising")])
+@pytest.mark.parametrize(
+    "name, percent, stage",
+    [
+        ("webhook_processing.json", 56, "decoding"),
+        ("webhook_succeeded.json", 100, "encoding"),
+        ("webhook_failed_crash.json", 27, "denoising"),
+    ],
+)
 def test_the_last_bar_line_of_a_recorded_log_is_the_progress(name, percent, stage):
     logs = fixture(name)["logs"]
     progress = parse_progress(logs)
@@ -132,7 +158,10 @@ def test_the_last_bar_line_of_a_recorded_log_is_the_progress(name, percent, stag
     # The same numbers as the official client's own parser.
     official = Prediction.Progress.parse(logs)
     assert (round(official.percentage * 100), official.current, official.total) == (
-        progress.percent, progress.current, progress.total)
+        progress.percent,
+        progress.current,
+        progress.total,
+    )
 
 
 def test_every_line_the_model_prints_now_is_read():
@@ -152,33 +181,92 @@ def test_every_line_the_model_prints_now_is_read():
 
 # --- Webhook signatures -------------------------------------------------------------------------
 
+
 def test_the_documented_recipe_reproduces_the_published_signature():
     assert sign(VECTOR["body"], VECTOR["id"], VECTOR["timestamp"]) == VECTOR["signature"]
 
 
 def vector_headers(**changes) -> dict:
-    headers = {"webhook-id": VECTOR["id"], "webhook-timestamp": str(VECTOR["timestamp"]),
-               "webhook-signature": VECTOR["signature"]}
+    headers = {
+        "webhook-id": VECTOR["id"],
+        "webhook-timestamp": str(VECTOR["timestamp"]),
+        "webhook-signature": VECTOR["signature"],
+    }
     return {**headers, **changes}
 
 
 def test_a_known_good_webhook_is_accepted():
-    prediction = verify_webhook(vector_headers(), VECTOR["body"].encode(), SECRET, now=VECTOR["timestamp"] + 10)
+    prediction = verify_webhook(
+        vector_headers(), VECTOR["body"].encode(), SECRET, now=VECTOR["timestamp"] + 10
+    )
     assert prediction == {"test": 2432232314}
 
 
-@pytest.mark.parametrize("headers, body, secret, now, reason", [
-    (vector_headers(), '{"test": 2432232315}', SECRET, 0, "signature is invalid"),  # tampered body
-    (vector_headers(), VECTOR["body"], "whsec_" + base64.b64encode(b"another account's key").decode(), 0,
-     "signature is invalid"),
-    (vector_headers(), VECTOR["body"], SECRET, 301, "from our clock"),  # replayed 5 minutes later
-    (vector_headers(), VECTOR["body"], SECRET, -301, "from our clock"),  # or dated in the future
-    (vector_headers(**{"webhook-id": "msg_other"}), VECTOR["body"], SECRET, 0, "signature is invalid"),
-    (vector_headers(**{"webhook-timestamp": "yesterday"}), VECTOR["body"], SECRET, 0, "webhook-timestamp"),
-    ({"webhook-id": VECTOR["id"], "webhook-timestamp": str(VECTOR["timestamp"])}, VECTOR["body"], SECRET, 0,
-     "Missing webhook signature"),
-    (vector_headers(), "", SECRET, 0, "Missing webhook body"),
-], ids=["tampered body", "wrong secret", "stale", "future", "other id", "bad timestamp", "unsigned", "no body"])
+@pytest.mark.parametrize(
+    "headers, body, secret, now, reason",
+    [
+        (
+            vector_headers(),
+            '{"test": 2432232315}',
+            SECRET,
+            0,
+            "signature is invalid",
+        ),  # tampered body
+        (
+            vector_headers(),
+            VECTOR["body"],
+            "whsec_" + base64.b64encode(b"another account's key").decode(),
+            0,
+            "signature is invalid",
+        ),
+        (
+            vector_headers(),
+            VECTOR["body"],
+            SECRET,
+            301,
+            "from our clock",
+        ),  # replayed 5 minutes later
+        (
+            vector_headers(),
+            VECTOR["body"],
+            SECRET,
+            -301,
+            "from our clock",
+        ),  # or dated in the future
+        (
+            vector_headers(**{"webhook-id": "msg_other"}),
+            VECTOR["body"],
+            SECRET,
+            0,
+            "signature is invalid",
+        ),
+        (
+            vector_headers(**{"webhook-timestamp": "yesterday"}),
+            VECTOR["body"],
+            SECRET,
+            0,
+            "webhook-timestamp",
+        ),
+        (
+            {"webhook-id": VECTOR["id"], "webhook-timestamp": str(VECTOR["timestamp"])},
+            VECTOR["body"],
+            SECRET,
+            0,
+            "Missing webhook signature",
+        ),
+        (vector_headers(), "", SECRET, 0, "Missing webhook body"),
+    ],
+    ids=[
+        "tampered body",
+        "wrong secret",
+        "stale",
+        "future",
+        "other id",
+        "bad timestamp",
+        "unsigned",
+        "no body",
+    ],
+)
 def test_an_untrustworthy_webhook_is_rejected(headers, body, secret, now, reason):
     with pytest.raises(WebhookRejected, match=reason):
         verify_webhook(headers, body, secret, now=VECTOR["timestamp"] + now)
@@ -187,7 +275,9 @@ def test_an_untrustworthy_webhook_is_rejected(headers, body, secret, now, reason
 def test_any_one_valid_signature_of_several_is_enough():
     # During a key rotation the header carries several space-separated signatures.
     headers = vector_headers(**{"webhook-signature": "v1,bm90IHRoaXMgb25l " + VECTOR["signature"]})
-    assert verify_webhook(headers, VECTOR["body"], SECRET, now=VECTOR["timestamp"]) == {"test": 2432232314}
+    assert verify_webhook(headers, VECTOR["body"], SECRET, now=VECTOR["timestamp"]) == {
+        "test": 2432232314
+    }
 
 
 def test_a_malformed_secret_is_refused_without_printing_it():
@@ -200,7 +290,9 @@ def test_a_malformed_secret_is_refused_without_printing_it():
 def test_a_signed_prediction_webhook_gives_back_the_prediction():
     body = (FIXTURES / "webhook_processing.json").read_text()
     headers = signed_headers(body, "msg_processing", 1_800_000_000)
-    assert verify_webhook(headers, body.encode(), SECRET, now=1_800_000_000) == fixture("webhook_processing.json")
+    assert verify_webhook(headers, body.encode(), SECRET, now=1_800_000_000) == fixture(
+        "webhook_processing.json"
+    )
 
 
 # --- What to do next ----------------------------------------------------------------------------
@@ -210,7 +302,9 @@ IMAGE_SHOT = Shot(prompt="the waves rise", image="https://example.com/storyboard
 
 
 def test_starting_and_processing_wait_with_the_progress():
-    assert decide(fixture("prediction_starting.json"), TEXT_SHOT, (2,)) == decide({"status": "starting"}, TEXT_SHOT, (2,))
+    assert decide(fixture("prediction_starting.json"), TEXT_SHOT, (2,)) == decide(
+        {"status": "starting"}, TEXT_SHOT, (2,)
+    )
     step = decide(fixture("webhook_processing.json"), TEXT_SHOT, (2,))
     assert (step.action, step.percent, step.stage) == (WAIT, 56, "decoding")
 
@@ -220,7 +314,10 @@ def test_success_shows_the_video_url():
     assert (step.action, step.percent) == (SHOW_VIDEO, 100)
     assert step.video_url == fixture("webhook_succeeded.json")["output"]
     # A model returning several files gives a list; the first is the video.
-    assert decide({"status": "succeeded", "output": ["https://a/v.mp4"]}, TEXT_SHOT, (2,)).video_url == "https://a/v.mp4"
+    assert (
+        decide({"status": "succeeded", "output": ["https://a/v.mp4"]}, TEXT_SHOT, (2,)).video_url
+        == "https://a/v.mp4"
+    )
 
 
 def test_a_cancel_is_final_and_never_retried():
@@ -228,11 +325,19 @@ def test_a_cancel_is_final_and_never_retried():
     assert step.action == CANCELED and step.next_tier is None
 
 
-@pytest.mark.parametrize("name, message", [
-    ("webhook_failed_input.json",
-     "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest allowed: 496 or 504"),
-    ("webhook_failed_image.json", "image could not be read: HTTPSConnectionPool(host='example.invalid'"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        (
+            "webhook_failed_input.json",
+            "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest allowed: 496 or 504",
+        ),
+        (
+            "webhook_failed_image.json",
+            "image could not be read: HTTPSConnectionPool(host='example.invalid'",
+        ),
+    ],
+)
 def test_a_bad_input_shows_the_models_message_and_is_not_retried(name, message):
     step = decide(fixture(name), TEXT_SHOT, (2,))
     assert step.action == SHOW_ERROR and step.next_tier is None
@@ -246,13 +351,16 @@ def test_the_inputs_cogs_own_checks_refuse_are_named():
     assert model_input_error(fixture("webhook_failed_crash.json")["error"]) is None
 
 
-@pytest.mark.parametrize("shot, tried, expected", [
-    (TEXT_SHOT, (2,), 3),  # tier 2 failed: the heavier tier 3
-    (TEXT_SHOT, (1, 2), 3),  # after the frontend's tier 1 and tier 2
-    (TEXT_SHOT, (3,), 2),  # asked for tier 3 first: the lighter tier 2
-    (TEXT_SHOT, (2, 3), None),  # nothing left
-    (IMAGE_SHOT, (3,), None),  # tier 2 cannot animate a given first frame
-])
+@pytest.mark.parametrize(
+    "shot, tried, expected",
+    [
+        (TEXT_SHOT, (2,), 3),  # tier 2 failed: the heavier tier 3
+        (TEXT_SHOT, (1, 2), 3),  # after the frontend's tier 1 and tier 2
+        (TEXT_SHOT, (3,), 2),  # asked for tier 3 first: the lighter tier 2
+        (TEXT_SHOT, (2, 3), None),  # nothing left
+        (IMAGE_SHOT, (3,), None),  # tier 2 cannot animate a given first frame
+    ],
+)
 def test_a_failure_falls_back_to_the_next_tier_that_can_render_the_shot(shot, tried, expected):
     step = decide(fixture("webhook_failed_crash.json"), shot, tried)
     if expected is None:
@@ -265,33 +373,52 @@ def test_a_failure_falls_back_to_the_next_tier_that_can_render_the_shot(shot, tr
 def test_after_the_frontends_tier_1_a_shot_starts_on_tier_2_or_3():
     assert next_tier(TEXT_SHOT, (1,)) == 2
     assert next_tier(IMAGE_SHOT, (1,)) == 3
-    assert next_tier(Shot(image="https://example.com/f.png"), (1,)) == 3  # no prompt: only SVD animates
+    assert (
+        next_tier(Shot(image="https://example.com/f.png"), (1,)) == 3
+    )  # no prompt: only SVD animates
     assert next_tier(Shot(), (1,)) == 3  # and the model says what is missing
 
 
 def test_each_tier_gets_only_inputs_it_takes():
-    assert inputs_for_tier(IMAGE_SHOT, 3) == dict(tier=3, prompt="the waves rise", negative_prompt="",
-                                                   output_format="mp4", seed=7,
-                                                   image="https://example.com/storyboard/12.png")
+    assert inputs_for_tier(IMAGE_SHOT, 3) == dict(
+        tier=3,
+        prompt="the waves rise",
+        negative_prompt="",
+        output_format="mp4",
+        seed=7,
+        image="https://example.com/storyboard/12.png",
+    )
     assert "image" not in inputs_for_tier(IMAGE_SHOT, 2)
     assert "seed" not in inputs_for_tier(Shot(prompt="p"), 2)  # the model draws and logs one
 
 
 def test_a_refused_input_at_creation_names_the_field():
-    refused = ReplicateError(status=422, **{k: v for k, v in fixture("error_422_input.json").items()
-                                            if k in ("title", "detail")})
+    refused = ReplicateError(
+        status=422,
+        **{k: v for k, v in fixture("error_422_input.json").items() if k in ("title", "detail")},
+    )
     assert api_input_error(refused) == "input.width: Must be less than or equal to 1024"
     # Cog's own server with a schema answers a list (shared/reference/facts.md gives its shape).
-    cog_422 = ReplicateError(status=422, detail=[{"loc": ["body", "input", "width"],
-                                                  "msg": "Input should be less than or equal to 1024"}])
+    cog_422 = ReplicateError(
+        status=422,
+        detail=[
+            {"loc": ["body", "input", "width"], "msg": "Input should be less than or equal to 1024"}
+        ],
+    )
     assert api_input_error(cog_422) == "width: Input should be less than or equal to 1024"
     # A version that does not exist is the server's configuration, not the user's input.
     version = fixture("error_422_version.json")
-    assert api_input_error(ReplicateError(status=422, title=version["title"], detail=version["detail"])) is None
+    assert (
+        api_input_error(
+            ReplicateError(status=422, title=version["title"], detail=version["detail"])
+        )
+        is None
+    )
     assert api_input_error(ReplicateError(status=500, detail="oops")) is None
 
 
 # --- The calls to Replicate, through the official client -----------------------------------------
+
 
 class FakeReplicate:
     """Stands in for api.replicate.com: answers each request from the recorded fixtures and keeps
@@ -305,13 +432,20 @@ class FakeReplicate:
     def answer(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         path = request.url.path
-        if request.method == "POST" and path in ("/v1/predictions", "/v1/models/example-owner/video-model/predictions"):
+        if request.method == "POST" and path in (
+            "/v1/predictions",
+            "/v1/models/example-owner/video-model/predictions",
+        ):
             if self.create_body is not None:
                 return httpx.Response(self.create_status, json=self.create_body)
             created = sum(1 for r in self.requests if r.url.path.endswith("/predictions"))
-            return httpx.Response(201, json={**fixture("prediction_starting.json"), "id": f"prediction{created}"})
+            return httpx.Response(
+                201, json={**fixture("prediction_starting.json"), "id": f"prediction{created}"}
+            )
         if request.method == "POST" and path.endswith("/cancel"):
-            return httpx.Response(200, json={**fixture("prediction_canceled.json"), "id": path.split("/")[3]})
+            return httpx.Response(
+                200, json={**fixture("prediction_canceled.json"), "id": path.split("/")[3]}
+            )
         if request.method == "GET" and path == "/v1/webhooks/default/secret":
             return httpx.Response(200, json=fixture("webhook_secret.json"))
         return httpx.Response(404, json={"detail": "not found", "status": 404})
@@ -326,21 +460,36 @@ def test_starting_a_prediction_sends_the_version_input_webhook_and_token():
     prediction = start_prediction(api.client, VERSION, inputs, PUBLIC_URL + "/replicate-webhook")
     assert prediction["status"] == "starting" and prediction["id"] == "prediction1"
     (request,) = api.requests
-    assert (request.method, str(request.url)) == ("POST", "https://api.replicate.com/v1/predictions")
+    assert (request.method, str(request.url)) == (
+        "POST",
+        "https://api.replicate.com/v1/predictions",
+    )
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert json.loads(request.content) == {
-        "version": VERSION, "input": {"tier": 2, "prompt": "a lighthouse in a storm", "negative_prompt": "",
-                                      "output_format": "mp4", "seed": 42},
-        "webhook": "https://shots.example.com/replicate-webhook", "webhook_events_filter": ["start", "logs", "completed"],
+        "version": VERSION,
+        "input": {
+            "tier": 2,
+            "prompt": "a lighthouse in a storm",
+            "negative_prompt": "",
+            "output_format": "mp4",
+            "seed": 42,
+        },
+        "webhook": "https://shots.example.com/replicate-webhook",
+        "webhook_events_filter": ["start", "logs", "completed"],
     }
     assert WEBHOOK_EVENTS == ["start", "logs", "completed"]
 
 
 def test_a_model_name_without_a_version_uses_the_models_endpoint():
     api = FakeReplicate()
-    start_prediction(api.client, "example-owner/video-model", {"tier": 2, "prompt": "p"}, PUBLIC_URL)
+    start_prediction(
+        api.client, "example-owner/video-model", {"tier": 2, "prompt": "p"}, PUBLIC_URL
+    )
     (request,) = api.requests
-    assert str(request.url) == "https://api.replicate.com/v1/models/example-owner/video-model/predictions"
+    assert (
+        str(request.url)
+        == "https://api.replicate.com/v1/models/example-owner/video-model/predictions"
+    )
     assert "version" not in json.loads(request.content)
 
 
@@ -349,8 +498,12 @@ def test_cancelling_posts_to_the_predictions_cancel_url():
     prediction = cancel_prediction(api.client, "hdwst0bb05rgp0cf0p29mzk2am")
     (request,) = api.requests
     assert (request.method, str(request.url)) == (
-        "POST", "https://api.replicate.com/v1/predictions/hdwst0bb05rgp0cf0p29mzk2am/cancel")
-    assert request.headers["Authorization"] == f"Bearer {TOKEN}" and prediction["status"] == "canceled"
+        "POST",
+        "https://api.replicate.com/v1/predictions/hdwst0bb05rgp0cf0p29mzk2am/cancel",
+    )
+    assert (
+        request.headers["Authorization"] == f"Bearer {TOKEN}" and prediction["status"] == "canceled"
+    )
 
 
 def test_the_signing_secret_comes_from_the_account():
@@ -363,7 +516,10 @@ def test_an_input_replicate_refuses_is_shown_once_and_not_retried():
     api = FakeReplicate(create_status=422, create_body=fixture("error_422_input.json"))
     board = ShotBoard(api.client, VERSION, PUBLIC_URL, SECRET)
     status = board.status(board.start(TEXT_SHOT))
-    assert (status["action"], status["message"]) == (SHOW_ERROR, "input.width: Must be less than or equal to 1024")
+    assert (status["action"], status["message"]) == (
+        SHOW_ERROR,
+        "input.width: Must be less than or equal to 1024",
+    )
     assert len(api.requests) == 1
 
 
@@ -400,7 +556,11 @@ def test_a_shot_follows_its_webhooks_and_falls_back_from_tier_2_to_tier_3():
     assert (board.status(shot_id)["percent"], board.status(shot_id)["stage"]) == (56, "decoding")
     # Replicate retries a webhook with the same id; an older "logs" event may arrive late.
     assert webhooks.deliver("webhook_processing.json", "prediction1", webhook_id="msg_a") is None
-    webhooks.deliver("webhook_processing.json", "prediction1", logs="  6%|▌         | 1/18 [00:01<00:18,  1.08s/it, denoising]\n")
+    webhooks.deliver(
+        "webhook_processing.json",
+        "prediction1",
+        logs="  6%|▌         | 1/18 [00:01<00:18,  1.08s/it, denoising]\n",
+    )
     assert board.status(shot_id)["percent"] == 56
 
     webhooks.deliver("webhook_failed_crash.json", "prediction1")
@@ -423,7 +583,9 @@ def test_a_cancelled_shot_ends_canceled_without_another_tier():
     board = ShotBoard(api.client, VERSION, PUBLIC_URL, SECRET)
     shot_id = board.start(TEXT_SHOT)
     board.cancel(shot_id)
-    assert str(api.requests[-1].url) == "https://api.replicate.com/v1/predictions/prediction1/cancel"
+    assert (
+        str(api.requests[-1].url) == "https://api.replicate.com/v1/predictions/prediction1/cancel"
+    )
     assert board.status(shot_id)["action"] == CANCELED  # from the cancel's own answer
     Webhooks(board).deliver("prediction_canceled.json", "prediction1")
     assert board.status(shot_id)["action"] == CANCELED
@@ -443,10 +605,18 @@ def test_a_forged_webhook_changes_nothing():
     api = FakeReplicate()
     board = ShotBoard(api.client, VERSION, PUBLIC_URL, SECRET)
     shot_id = board.start(TEXT_SHOT)
-    body = json.dumps({**fixture("webhook_succeeded.json"), "id": "prediction1", "output": "https://evil.example/x.mp4"})
+    body = json.dumps(
+        {
+            **fixture("webhook_succeeded.json"),
+            "id": "prediction1",
+            "output": "https://evil.example/x.mp4",
+        }
+    )
     forged = "whsec_" + base64.b64encode(b"not Replicate's key").decode()
     with pytest.raises(WebhookRejected):
-        board.on_webhook(signed_headers(body, "msg_forged", int(time.time()), secret=forged), body.encode())
+        board.on_webhook(
+            signed_headers(body, "msg_forged", int(time.time()), secret=forged), body.encode()
+        )
     assert board.status(shot_id)["action"] == WAIT and board.status(shot_id)["video_url"] is None
 
 
@@ -457,16 +627,32 @@ def test_the_http_endpoints_serve_the_browser_and_check_webhooks():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        created = requests.post(f"{url}/shots", json={"prompt": "a lighthouse in a storm", "tried": [1]}, timeout=10)
+        created = requests.post(
+            f"{url}/shots", json={"prompt": "a lighthouse in a storm", "tried": [1]}, timeout=10
+        )
         assert created.status_code == 201 and created.json()["tier"] == 2
         shot = created.json()["shot"]
         body = json.dumps({**fixture("webhook_processing.json"), "id": "prediction1"})
-        assert requests.post(f"{url}/replicate-webhook", data=body, timeout=10,
-                             headers={"Webhook-Id": "msg_1", "Webhook-Timestamp": str(int(time.time())),
-                                      "Webhook-Signature": "v1,AAAA"}
-                             ).status_code == 401
+        assert (
+            requests.post(
+                f"{url}/replicate-webhook",
+                data=body,
+                timeout=10,
+                headers={
+                    "Webhook-Id": "msg_1",
+                    "Webhook-Timestamp": str(int(time.time())),
+                    "Webhook-Signature": "v1,AAAA",
+                },
+            ).status_code
+            == 401
+        )
         headers = signed_headers(body, "msg_2", int(time.time()))
-        assert requests.post(f"{url}/replicate-webhook", data=body, headers=headers, timeout=10).status_code == 200
+        assert (
+            requests.post(
+                f"{url}/replicate-webhook", data=body, headers=headers, timeout=10
+            ).status_code
+            == 200
+        )
         assert requests.get(f"{url}/shots/{shot}", timeout=10).json()["percent"] == 56
         assert requests.post(f"{url}/shots/{shot}/cancel", timeout=10).status_code == 202
         assert requests.post(f"{url}/shots", json={"colour": "red"}, timeout=10).status_code == 400
@@ -478,7 +664,13 @@ def test_the_http_endpoints_serve_the_browser_and_check_webhooks():
 
 def test_the_example_runs_as_a_command():
     for command in (["--help"], ["serve", "--help"], ["start", "--help"]):
-        result = subprocess.run([sys.executable, "examples/frontend_server.py", *command], cwd=REPO,
-                                capture_output=True, text=True, timeout=60, check=True)
+        result = subprocess.run(
+            [sys.executable, "examples/frontend_server.py", *command],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert "usage: frontend_server.py" in result.stdout
     assert "--model" in result.stdout and "--webhook-url" in result.stdout

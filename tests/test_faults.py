@@ -19,11 +19,29 @@ from pipelines.progress import Progress
 from pipelines.prompts import PromptTranslator
 from pipelines.safety import SafetyChecker
 
-SMALL = dict(tier=2, prompt="a kite over a beach", negative_prompt="", num_frames=8, width=64, height=64,
-             fps=8, num_inference_steps=3, guidance_scale=7.5, seed=7, output_format="mp4", image=None,
-             motion_bucket_id=127, noise_aug_strength=0.02, draft=False, camera_motion="none",
-             camera_motion_strength=0.75, prompt_schedule="", interpolate_to_fps=None, translate_prompt=True,
-             disable_safety_checker=False)
+SMALL = dict(
+    tier=2,
+    prompt="a kite over a beach",
+    negative_prompt="",
+    num_frames=8,
+    width=64,
+    height=64,
+    fps=8,
+    num_inference_steps=3,
+    guidance_scale=7.5,
+    seed=7,
+    output_format="mp4",
+    image=None,
+    motion_bucket_id=127,
+    noise_aug_strength=0.02,
+    draft=False,
+    camera_motion="none",
+    camera_motion_strength=0.75,
+    prompt_schedule="",
+    interpolate_to_fps=None,
+    translate_prompt=True,
+    disable_safety_checker=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +61,12 @@ def output_dirs() -> set[str]:
 
 def running_ffmpeg() -> list[str]:
     """ffmpeg processes this process started that still run (an exited one not yet reaped is fine)."""
-    rows = subprocess.run(["ps", "-o", "stat=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True).stdout
-    return [row for row in rows.splitlines() if "ffmpeg" in row and not row.lstrip().startswith("Z")]
+    rows = subprocess.run(
+        ["ps", "-o", "stat=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True
+    ).stdout
+    return [
+        row for row in rows.splitlines() if "ffmpeg" in row and not row.lstrip().startswith("Z")
+    ]
 
 
 def frames_of(path) -> np.ndarray:
@@ -75,18 +97,43 @@ DRAFT = dict(SMALL, draft=True, camera_motion="zoom_in")
 # A shot through FreeNoise, as a long one goes (a schedule turns it on at any length, and 20 frames,
 # two decode chunks, keep it cheap), played at twice its rate: the frames between are made while
 # the video is written, a stage of its own ("interpolating").
-LONG = dict(SMALL, num_frames=20, num_inference_steps=1, prompt_schedule="0: a kite rises | 12: it falls",
-            interpolate_to_fps=16)
+LONG = dict(
+    SMALL,
+    num_frames=20,
+    num_inference_steps=1,
+    prompt_schedule="0: a kite rises | 12: it falls",
+    interpolate_to_fps=16,
+)
 # Every stage of both tiers, with the progress update on which the fault strikes (mid-stage where
 # the stage has several).
-STAGES = [(SMALL, "denoising", 2), (SMALL, "decoding", 1), (SMALL, "encoding", 3),
-          (TIER3, "keyframe", 1), (TIER3, "animating", 2), (TIER3, "decoding", 1), (TIER3, "encoding", 5),
-          (DRAFT, "denoising", 2), (DRAFT, "decoding", 1),
-          (LONG, "denoising", 1), (LONG, "decoding", 2), (LONG, "interpolating", 7)]
-STAGE_IDS = ["tier2-denoising", "tier2-decoding", "tier2-encoding",
-             "tier3-keyframe", "tier3-animating", "tier3-decoding", "tier3-encoding",
-             "tier2-draft-denoising", "tier2-draft-decoding",
-             "tier2-free-noise-denoising", "tier2-free-noise-decoding", "tier2-interpolating"]
+STAGES = [
+    (SMALL, "denoising", 2),
+    (SMALL, "decoding", 1),
+    (SMALL, "encoding", 3),
+    (TIER3, "keyframe", 1),
+    (TIER3, "animating", 2),
+    (TIER3, "decoding", 1),
+    (TIER3, "encoding", 5),
+    (DRAFT, "denoising", 2),
+    (DRAFT, "decoding", 1),
+    (LONG, "denoising", 1),
+    (LONG, "decoding", 2),
+    (LONG, "interpolating", 7),
+]
+STAGE_IDS = [
+    "tier2-denoising",
+    "tier2-decoding",
+    "tier2-encoding",
+    "tier3-keyframe",
+    "tier3-animating",
+    "tier3-decoding",
+    "tier3-encoding",
+    "tier2-draft-denoising",
+    "tier2-draft-decoding",
+    "tier2-free-noise-denoising",
+    "tier2-free-noise-decoding",
+    "tier2-interpolating",
+]
 
 
 def pipelines_of(runner):
@@ -115,17 +162,34 @@ def state_of(runner) -> list:
     FreeNoise off), and the translator's and the safety checker's modes."""
     tier2 = runner.tiers[2].pipeline
     translator, checker = runner.translator.model, runner.safety_checker.checker
-    return [torch.is_grad_enabled(), torch.is_inference_mode_enabled(), draft_state(runner), tier2.free_noise_enabled,
-            [id(module) for module in tier2.unet.modules()]] + [
-        (dict(pipeline.scheduler.config), pipeline.unet.dtype, pipeline.vae.dtype,
-         pipeline.unet.training, pipeline.vae.training)
-        for pipeline in pipelines_of(runner)] + [
-        (translator.dtype, translator.training, translator.generation_config.to_dict()),
-        (checker.dtype, checker.training)]
+    return (
+        [
+            torch.is_grad_enabled(),
+            torch.is_inference_mode_enabled(),
+            draft_state(runner),
+            tier2.free_noise_enabled,
+            [id(module) for module in tier2.unet.modules()],
+        ]
+        + [
+            (
+                dict(pipeline.scheduler.config),
+                pipeline.unet.dtype,
+                pipeline.vae.dtype,
+                pipeline.unet.training,
+                pipeline.vae.training,
+            )
+            for pipeline in pipelines_of(runner)
+        ]
+        + [
+            (translator.dtype, translator.training, translator.generation_config.to_dict()),
+            (checker.dtype, checker.training),
+        ]
+    )
 
 
 def fail_in(method, error: BaseException):
     """Our own step `method` (the translation, the safety check) raising `error` once it ran."""
+
     def failing(self, *args, **kwargs):
         method(self, *args, **kwargs)
         raise error
@@ -135,10 +199,17 @@ def fail_in(method, error: BaseException):
 
 # Our own steps outside the progress bar: (class, method, inputs).
 OWN_STEPS = {
-    "translating": (PromptTranslator, "translate", dict(SMALL, prompt="ว่าวเหนือชายหาด, golden hour")),
+    "translating": (
+        PromptTranslator,
+        "translate",
+        dict(SMALL, prompt="ว่าวเหนือชายหาด, golden hour"),
+    ),
     "tier2-safety-check": (SafetyChecker, "flagged", SMALL),
-    "tier3-start-frame-check": (SafetyChecker, "check_start_frame", dict(SMALL, tier=3, width=128, height=64, fps=6,
-                                                                       guidance_scale=5.0)),
+    "tier3-start-frame-check": (
+        SafetyChecker,
+        "check_start_frame",
+        dict(SMALL, tier=3, width=128, height=64, fps=6, guidance_scale=5.0),
+    ),
 }
 
 
@@ -149,13 +220,22 @@ def draft_state(runner) -> tuple[bool, int, bool]:
 
     tier2 = runner.tiers[2]
     lightning = tier2.draft.lightning
-    layers = [module for part in (*lightning.down, *lightning.up, lightning.mid_block)
-              for module in part.modules() if isinstance(module, BaseTunerLayer)]
-    return (tier2.draft.standard.is_installed_in(tier2.pipeline.unet), len(layers),
-            all(layer.disable_adapters for layer in layers))
+    layers = [
+        module
+        for part in (*lightning.down, *lightning.up, lightning.mid_block)
+        for module in part.modules()
+        if isinstance(module, BaseTunerLayer)
+    ]
+    return (
+        tier2.draft.standard.is_installed_in(tier2.pipeline.unet),
+        len(layers),
+        all(layer.disable_adapters for layer in layers),
+    )
 
 
-def fails_cleanly(runner, inputs, fault: BaseException, stage: str, after: int, expected: type) -> BaseException:
+def fails_cleanly(
+    runner, inputs, fault: BaseException, stage: str, after: int, expected: type
+) -> BaseException:
     """Run `inputs` with `fault` raised at `stage` (a progress stage, or one of OWN_STEPS), then
     check what the failure left: no new file, the pipelines as they were, and, while the error is
     still held (as Cog holds it to report it), no tensor of the failed run alive. Returns the error
@@ -183,7 +263,9 @@ def fails_cleanly(runner, inputs, fault: BaseException, stage: str, after: int, 
 
 
 @pytest.mark.parametrize("inputs, stage, after", STAGES, ids=STAGE_IDS)
-def test_cancel_in_any_stage_propagates_leaves_nothing_and_pipelines_unchanged(runner, inputs, stage, after):
+def test_cancel_in_any_stage_propagates_leaves_nothing_and_pipelines_unchanged(
+    runner, inputs, stage, after
+):
     # Cog's CancelationException comes back as it went in: never swallowed or translated.
     cancel = CancelationException()
     assert fails_cleanly(runner, inputs, cancel, stage, after, CancelationException) is cancel
@@ -199,15 +281,30 @@ def test_an_error_in_any_stage_fails_cleanly(runner, inputs, stage, after):
 def test_a_cancel_in_the_translation_or_the_safety_check_fails_cleanly(runner, step):
     # (An error takes the same path out of run() as a cancel; the stages above show both.)
     cancel = CancelationException()
-    assert fails_cleanly(runner, OWN_STEPS[step][2], cancel, step, 1, CancelationException) is cancel
+    assert (
+        fails_cleanly(runner, OWN_STEPS[step][2], cancel, step, 1, CancelationException) is cancel
+    )
 
 
-GPU_STAGES = [(inputs, stage, after) for inputs, stage, after in STAGES if stage not in ("encoding", "interpolating")]
+GPU_STAGES = [
+    (inputs, stage, after)
+    for inputs, stage, after in STAGES
+    if stage not in ("encoding", "interpolating")
+]
 
 
-@pytest.mark.parametrize("inputs, stage, after", GPU_STAGES,
-                         ids=[id_ for id_, (_, stage, _) in zip(STAGE_IDS, STAGES) if stage not in ("encoding", "interpolating")])
-def test_out_of_memory_in_any_gpu_stage_names_the_request_and_what_to_lower(runner, inputs, stage, after):
+@pytest.mark.parametrize(
+    "inputs, stage, after",
+    GPU_STAGES,
+    ids=[
+        id_
+        for id_, (_, stage, _) in zip(STAGE_IDS, STAGES)
+        if stage not in ("encoding", "interpolating")
+    ],
+)
+def test_out_of_memory_in_any_gpu_stage_names_the_request_and_what_to_lower(
+    runner, inputs, stage, after
+):
     out_of_memory = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
     error = fails_cleanly(runner, inputs, out_of_memory, stage, after, predict.GenerationError)
     size = f"{inputs['num_frames']} frames {inputs['width']}×{inputs['height']} (tier {inputs['tier']})"
@@ -225,6 +322,10 @@ def test_between_requests_the_standard_motion_modules_are_in_place_and_no_lora_i
     # Every motion-module attention's q, k, v and out projections carry the LoRAs (one wrapper
     # per projection, however many adapters it holds), and all are off.
     lightning = runner.tiers[2].draft.lightning
-    attentions = [module for part in (*lightning.down, *lightning.up, lightning.mid_block.motion_modules)
-                  for module in part.modules() if type(module).__name__ == "Attention"]
+    attentions = [
+        module
+        for part in (*lightning.down, *lightning.up, lightning.mid_block.motion_modules)
+        for module in part.modules()
+        if type(module).__name__ == "Attention"
+    ]
     assert installed and all_off and lora_layers == 4 * len(attentions) > 0

@@ -19,10 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.tier2 import TextToVideo
 from pipelines.common import pick_device
-from weights import (LOCK_FILE, PARTIAL_DIR, VERIFIED_CACHE, WEIGHT_SETS, WeightsError, fetch_missing, read_lock,
-                     require_weights, verify_weights)
+from pipelines.tier2 import TextToVideo
+from weights import (
+    LOCK_FILE,
+    PARTIAL_DIR,
+    VERIFIED_CACHE,
+    WEIGHT_SETS,
+    WeightsError,
+    fetch_missing,
+    read_lock,
+    require_weights,
+    verify_weights,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "hf_secret_token_do_not_print_1234"
@@ -44,10 +53,10 @@ class WeightsHost:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_HEAD(self):  # noqa: N802
+            def do_HEAD(self):
                 self.serve(body=False)
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 self.serve(body=True)
 
             def serve(self, body):
@@ -56,7 +65,9 @@ class WeightsHost:
                 if path in host.refuse:
                     return self.send_error(403)
                 if path.startswith("api/models/"):
-                    return self.send_bytes(json.dumps(host.model_info(host.repo_of(path))).encode(), body)
+                    return self.send_bytes(
+                        json.dumps(host.model_info(host.repo_of(path))).encode(), body
+                    )
                 relative, gated = host.resolve(path)
                 if gated and self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     # As the Hub answers for a gated repo: 401 without a token, 403 with one that
@@ -72,11 +83,17 @@ class WeightsHost:
                 return self.send_bytes(host.content(relative), body, relative)
 
             def send_bytes(self, data, body, relative=None):
-                start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
+                start = (
+                    int(self.headers["Range"].split("=")[1].split("-")[0])
+                    if self.headers.get("Range")
+                    else 0
+                )
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Length", str(len(data) - start))
                 self.send_header("Accept-Ranges", "bytes")
-                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')  # as the Hub's LFS files
+                self.send_header(
+                    "ETag", f'"{hashlib.sha256(data).hexdigest()}"'
+                )  # as the Hub's LFS files
                 self.send_header("X-Repo-Commit", COMMIT)
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -109,8 +126,18 @@ class WeightsHost:
         siblings = []
         for name in weight_set.files:
             data = (self.root / weight_set.folder / name).read_bytes()
-            lfs = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
-            siblings.append({"rfilename": name, "size": len(data), **({"lfs": lfs} if name.endswith(".safetensors") else {})})
+            lfs = {
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "pointerSize": 134,
+            }
+            siblings.append(
+                {
+                    "rfilename": name,
+                    "size": len(data),
+                    **({"lfs": lfs} if name.endswith(".safetensors") else {}),
+                }
+            )
         return {"id": repo, "sha": self.main_commit, "siblings": siblings}
 
     def resolve(self, path: str) -> tuple[str, bool]:
@@ -118,7 +145,10 @@ class WeightsHost:
         for weight_set in WEIGHT_SETS.values():
             prefix = f"{weight_set.repo}/resolve/"
             if path.startswith(prefix):
-                return f"{weight_set.folder}/{path[len(prefix):].split('/', 1)[1]}", weight_set is GATED
+                return (
+                    f"{weight_set.folder}/{path[len(prefix) :].split('/', 1)[1]}",
+                    weight_set is GATED,
+                )
         return path, False
 
     def content(self, relative: str) -> bytes:
@@ -180,7 +210,9 @@ def test_fetch_from_a_mirror_verify_and_load_then_no_requests(host, tmp_path):
     fetched = fetch_missing(destination, tier=2, base_url=host.url, **quiet())
     assert len(fetched) == TIER2_FILES
     require_weights(destination, tier=2)
-    assert verify_weights(destination, tier=2) == 0  # hashed on arrival: setup does not read them again
+    assert (
+        verify_weights(destination, tier=2) == 0
+    )  # hashed on arrival: setup does not read them again
     TextToVideo.load(destination, pick_device())  # the production loader takes what was fetched
     assert not (destination / PARTIAL_DIR).exists()
 
@@ -227,9 +259,12 @@ def test_a_set_pinned_to_a_commit_is_fetched_at_that_commit_whatever_main_is(hos
     ours = [name for name in fetched if name.startswith(f"{pinned.folder}/")]
     assert len(ours) == len(pinned.files) and pinned.revision != host.main_commit
     assert [p for p in host.paths() if p.startswith(f"/api/models/{pinned.repo}/")] == [
-        f"/api/models/{pinned.repo}/revision/{pinned.revision}"]
+        f"/api/models/{pinned.repo}/revision/{pinned.revision}"
+    ]
     files = [path for path in host.paths() if path.startswith(f"/{pinned.repo}/resolve/")]
-    assert len(files) == 2 * len(ours) and all(f"/resolve/{pinned.revision}/" in path for path in files)
+    assert len(files) == 2 * len(ours) and all(
+        f"/resolve/{pinned.revision}/" in path for path in files
+    )
     lock = read_lock(destination)
     assert {lock[name]["revision"] for name in ours} == {pinned.revision}
 
@@ -238,7 +273,9 @@ def test_a_first_hub_download_must_match_the_hubs_published_sha256(host, tmp_pat
     bad = f"{WEIGHT_SETS['animatediff'].folder}/diffusion_pytorch_model.safetensors"
     host.corrupt.add(bad)  # the bytes that arrive differ from what the Hub says the file is
     destination = tmp_path / "weights"
-    with pytest.raises(WeightsError, match=f"downloaded {bad} does not match the sha256 the Hub publishes"):
+    with pytest.raises(
+        WeightsError, match=f"downloaded {bad} does not match the sha256 the Hub publishes"
+    ):
         fetch_missing(destination, tier=2, endpoint=host.url, **quiet())
     assert not (destination / bad).exists() and bad not in read_lock(destination)
 
@@ -251,7 +288,9 @@ def test_a_connection_dropped_mid_file_resumes(host, tmp_path):
     fetch_missing(destination, tier=2, base_url=host.url, **quiet())
     assert host.paths().count(f"/{big}") == 2  # the first broke off; the second asked for the rest
     (destination / VERIFIED_CACHE).unlink()
-    assert verify_weights(destination, tier=2) == TIER2_FILES  # every byte hashed again, and matching
+    assert (
+        verify_weights(destination, tier=2) == TIER2_FILES
+    )  # every byte hashed again, and matching
 
 
 def test_a_wrong_byte_fails_verification_and_leaves_nothing(host, tmp_path):
@@ -259,7 +298,9 @@ def test_a_wrong_byte_fails_verification_and_leaves_nothing(host, tmp_path):
     lock_from(host, destination)
     bad = f"{WEIGHT_SETS['animatediff'].folder}/diffusion_pytorch_model.safetensors"
     host.corrupt.add(bad)
-    with pytest.raises(WeightsError, match=f"downloaded {bad} does not match {LOCK_FILE}: refused and deleted"):
+    with pytest.raises(
+        WeightsError, match=f"downloaded {bad} does not match {LOCK_FILE}: refused and deleted"
+    ):
         fetch_missing(destination, tier=2, base_url=host.url, **quiet())
     assert not (destination / bad).exists() and not (destination / PARTIAL_DIR).exists()
 
@@ -268,14 +309,20 @@ def test_a_failure_midway_keeps_what_was_verified_and_the_next_run_finishes(host
     destination = tmp_path / "weights"
     late = f"{WEIGHT_SETS['animatediff'].folder}/config.json"
     host.refuse.add(late)
-    with pytest.raises(WeightsError, match=r"access refused \(HTTP 403\); check that the mirror URL is current"):
+    with pytest.raises(
+        WeightsError, match=r"access refused \(HTTP 403\); check that the mirror URL is current"
+    ):
         fetch_missing(destination, tier=2, base_url=host.url, **quiet())
     done = read_lock(destination)
     assert len(done) == len(WEIGHT_SETS["sd15"].files) and not (destination / late).exists()
     host.refuse.clear()
     host.requests.clear()
-    after_sd15 = [f"{weight_set.folder}/{name}" for key, weight_set in WEIGHT_SETS.items()
-                  if weight_set.tier == 2 and key != "sd15" for name in weight_set.files]
+    after_sd15 = [
+        f"{weight_set.folder}/{name}"
+        for key, weight_set in WEIGHT_SETS.items()
+        if weight_set.tier == 2 and key != "sd15"
+        for name in weight_set.files
+    ]
     assert after_sd15[0] == late
     assert fetch_missing(destination, tier=2, base_url=host.url, **quiet()) == after_sd15
     require_weights(destination, tier=2)
@@ -284,11 +331,17 @@ def test_a_failure_midway_keeps_what_was_verified_and_the_next_run_finishes(host
 
 
 @pytest.mark.parametrize("token, status", [(None, 401), ("hf_wrong_token_5678", 403)])
-def test_gated_repo_without_a_good_token_says_what_to_do_and_never_prints_it(host, tmp_path, token, status, capsys):
+def test_gated_repo_without_a_good_token_says_what_to_do_and_never_prints_it(
+    host, tmp_path, token, status, capsys
+):
     with pytest.raises(WeightsError) as error:
         fetch_missing(tmp_path / "weights", tier=3, endpoint=host.url, token=token)
     message = str(error.value)
-    assert f"access refused (HTTP {status})" in message and "accept its licence" in message and "HF_TOKEN" in message
+    assert (
+        f"access refused (HTTP {status})" in message
+        and "accept its licence" in message
+        and "HF_TOKEN" in message
+    )
     assert GATED.repo in message
     printed = capsys.readouterr()
     for text in (message, printed.out, printed.err, repr(error.value.__cause__)):
@@ -308,11 +361,15 @@ def test_fetch_an_archive_without_pget_resumes_verifies_and_loads(host, tmp_path
     destination = tmp_path / "weights"
     lock_from(host, destination)
     host.drop_once.add("weights.tar")
-    host.extra_members[f"{WEIGHT_SETS['sd15'].folder}/unet/diffusion_pytorch_model.bin"] = b"\x80\x04pickle"
+    host.extra_members[f"{WEIGHT_SETS['sd15'].folder}/unet/diffusion_pytorch_model.bin"] = (
+        b"\x80\x04pickle"
+    )
     fetched = fetch_missing(destination, tier=2, base_url=f"{host.url}/weights.tar", **quiet())
     assert len(fetched) == TIER2_FILES
     assert host.paths() == ["/weights.tar", "/weights.tar"]  # broke off once, then the rest
-    assert not list(destination.rglob("*.bin")), "only the manifest's files are taken from an archive"
+    assert not list(destination.rglob("*.bin")), (
+        "only the manifest's files are taken from an archive"
+    )
     require_weights(destination, tier=2)
     (destination / VERIFIED_CACHE).unlink()
     assert verify_weights(destination, tier=2) == len(fetched)
@@ -330,11 +387,18 @@ def test_an_archive_with_a_wrong_byte_is_refused(host, tmp_path, no_pget):
     assert not (destination / bad).exists() and not (destination / PARTIAL_DIR).exists()
 
 
-def test_an_incomplete_archive_names_the_missing_file_and_not_the_signed_query(host, tmp_path, no_pget):
+def test_an_incomplete_archive_names_the_missing_file_and_not_the_signed_query(
+    host, tmp_path, no_pget
+):
     gone = f"{WEIGHT_SETS['animatediff'].folder}/config.json"
     (host.root / gone).unlink()
     with pytest.raises(WeightsError) as error:
-        fetch_missing(tmp_path / "weights", tier=2, base_url=f"{host.url}/weights.tar?X-Signature=secret123", **quiet())
+        fetch_missing(
+            tmp_path / "weights",
+            tier=2,
+            base_url=f"{host.url}/weights.tar?X-Signature=secret123",
+            **quiet(),
+        )
     assert f"does not contain {gone}" in str(error.value) and "secret123" not in str(error.value)
 
 
@@ -364,7 +428,9 @@ with urllib.request.urlopen(url) as response, tarfile.open(fileobj=response, mod
 def put_pget_on_path(tmp_path, monkeypatch, fail=False) -> Path:
     bin_dir, log = tmp_path / "bin", tmp_path / "pget.log"
     bin_dir.mkdir()
-    (bin_dir / "pget").write_text(PGET_STAND_IN.format(python=sys.executable, log=str(log), fail=fail))
+    (bin_dir / "pget").write_text(
+        PGET_STAND_IN.format(python=sys.executable, log=str(log), fail=fail)
+    )
     (bin_dir / "pget").chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir) + os.pathsep + os.environ["PATH"])
     return log
@@ -377,28 +443,50 @@ def test_fetch_an_archive_with_pget_when_it_is_on_path(host, tmp_path, monkeypat
     url = f"{host.url}/weights.tar"
     assert len(fetch_missing(destination, tier=2, base_url=url, **quiet())) == TIER2_FILES
     assert [json.loads(line) for line in log.read_text().splitlines()] == [
-        ["-x", url, str(destination / PARTIAL_DIR / "archive")]]
+        ["-x", url, str(destination / PARTIAL_DIR / "archive")]
+    ]
     (destination / VERIFIED_CACHE).unlink()
-    assert verify_weights(destination, tier=2) == TIER2_FILES and not (destination / PARTIAL_DIR).exists()
+    assert (
+        verify_weights(destination, tier=2) == TIER2_FILES
+        and not (destination / PARTIAL_DIR).exists()
+    )
 
 
 def test_a_failing_pget_is_reported_without_the_signed_query(host, tmp_path, monkeypatch):
     put_pget_on_path(tmp_path, monkeypatch, fail=True)
     with pytest.raises(WeightsError) as error:
-        fetch_missing(tmp_path / "weights", tier=2, base_url=f"{host.url}/weights.tar?X-Signature=secret123", **quiet())
+        fetch_missing(
+            tmp_path / "weights",
+            tier=2,
+            base_url=f"{host.url}/weights.tar?X-Signature=secret123",
+            **quiet(),
+        )
     assert "pget could not fetch" in str(error.value) and "403 Forbidden" in str(error.value)
     assert "secret123" not in str(error.value)
 
 
 def test_download_script_fetches_then_does_nothing(host, tmp_path):
     destination = tmp_path / "weights"
-    command = [sys.executable, "scripts/download_weights.py", "--tier", "2", "--dir", str(destination), "--url", host.url]
+    command = [
+        sys.executable,
+        "scripts/download_weights.py",
+        "--tier",
+        "2",
+        "--dir",
+        str(destination),
+        "--url",
+        host.url,
+    ]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
     assert f"{TIER2_FILES} files fetched" in first.stdout
     # Draft mode's weights come with tier 2: the Lightning motion module and every motion LoRA.
     for weight_set in WEIGHT_SETS.values():
-        if weight_set.repo.startswith(("ByteDance/AnimateDiff-Lightning", "guoyww/animatediff-motion-lora-")):
-            assert all((weight_set.path(destination) / name).is_file() for name in weight_set.files), weight_set.repo
+        if weight_set.repo.startswith(
+            ("ByteDance/AnimateDiff-Lightning", "guoyww/animatediff-motion-lora-")
+        ):
+            assert all(
+                (weight_set.path(destination) / name).is_file() for name in weight_set.files
+            ), weight_set.repo
     host.requests.clear()
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
     assert "0 files fetched" in second.stdout and host.requests == []
@@ -422,24 +510,38 @@ def test_setup_fetches_what_is_missing_from_a_mirror(host, tmp_path, monkeypatch
 def test_an_unreachable_hub_gives_an_actionable_message(tmp_path):
     from cog_server import free_port
 
-    with pytest.raises(WeightsError, match="could not be downloaded .* Pre-fetch with scripts/download_weights.py"):
-        fetch_missing(tmp_path / "weights", tier=2, endpoint=f"http://127.0.0.1:{free_port()}",
-                      report=lambda line: None)
+    with pytest.raises(
+        WeightsError, match="could not be downloaded .* Pre-fetch with scripts/download_weights.py"
+    ):
+        fetch_missing(
+            tmp_path / "weights",
+            tier=2,
+            endpoint=f"http://127.0.0.1:{free_port()}",
+            report=lambda line: None,
+        )
 
 
 def test_an_archive_packed_by_the_script_is_served_and_fetched(host, tmp_path, no_pget):
     packed = host.root / "packed.tar"  # served like any file under the mirror's root
     pack = [sys.executable, "scripts/pack_weights.py", str(host.root), str(packed), "--tier", "2"]
-    assert f"Packed {TIER2_FILES} files" in subprocess.run(pack, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert (
+        f"Packed {TIER2_FILES} files"
+        in subprocess.run(pack, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    )
     destination = tmp_path / "weights"
     lock_from(host, destination)
-    assert len(fetch_missing(destination, tier=2, base_url=f"{host.url}/packed.tar", **quiet())) == TIER2_FILES
+    assert (
+        len(fetch_missing(destination, tier=2, base_url=f"{host.url}/packed.tar", **quiet()))
+        == TIER2_FILES
+    )
     (destination / VERIFIED_CACHE).unlink()
     assert verify_weights(destination, tier=2) == TIER2_FILES
 
 
 def test_packing_refuses_weights_that_differ_from_the_lock(host, tmp_path):
-    unet = host.root / WEIGHT_SETS["sd15"].folder / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    unet = (
+        host.root / WEIGHT_SETS["sd15"].folder / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    )
     data = unet.read_bytes()
     unet.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     pack = [sys.executable, "scripts/pack_weights.py", str(host.root), str(tmp_path / "out.tar")]

@@ -16,31 +16,47 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from cog_server import REFUSED_BY_SCHEMA, refused_fields
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
+from make_tiny_weights import _byte_to_unicode, write_clip_tokenizer
 from PIL import Image
 from transformers import CLIPTokenizer
 
-from make_tiny_weights import _byte_to_unicode, write_clip_tokenizer
 from pipelines.images import load_start_image
 from pipelines.inputs import CAMERA_MOTION_CHOICES, InputError, playback_rates, resolve_request
 from pipelines.prompts import MIN_READABLE_SHARE
-from cog_server import REFUSED_BY_SCHEMA, refused_fields
 from tests.declared_inputs import declared_inputs, refused_by_schema
 
 DECLARED = declared_inputs()  # run()'s inputs, as `cog build` reads them
 NASTY_TEXT = {
-    "": "empty", " ": "blank", "\n\t": "blank", "🎬🌊🐙" * 40: "emoji", "مشهد على الشاطئ عند الغروب": "right-to-left",
-    "\u202eevil\u202c": "right-to-left", "\x00nul": "control characters", "a" * 5000: "5000 characters",
-    "word " * 300: "far past CLIP's 77 tokens", "../../etc/passwd": "path-like", "file:///etc/passwd": "path-like",
-    "{{7*7}}": "template or SQL", "'; DROP TABLE videos; --": "template or SQL",
-    "ฉากกลางคืน ฝนตกบนถนนในเมือง": "Thai", "ฉากกลางคืน, neon signs, ฝนตก": "Thai mixed with English",
+    "": "empty",
+    " ": "blank",
+    "\n\t": "blank",
+    "🎬🌊🐙" * 40: "emoji",
+    "مشهد على الشاطئ عند الغروب": "right-to-left",
+    "\u202eevil\u202c": "right-to-left",
+    "\x00nul": "control characters",
+    "a" * 5000: "5000 characters",
+    "word " * 300: "far past CLIP's 77 tokens",
+    "../../etc/passwd": "path-like",
+    "file:///etc/passwd": "path-like",
+    "{{7*7}}": "template or SQL",
+    "'; DROP TABLE videos; --": "template or SQL",
+    "ฉากกลางคืน ฝนตกบนถนนในเมือง": "Thai",
+    "ฉากกลางคืน, neon signs, ฝนตก": "Thai mixed with English",
     "Ночная сцена, дождь на улице": "a script CLIP cannot read",
 }
 # JSON has no NaN or Infinity (test_inputs.py checks those against resolve_request directly).
-WRONG_TYPES = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False),
-                        st.integers(min_value=-(2**70), max_value=2**70), st.text(max_size=20),
-                        st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+WRONG_TYPES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 BOUNDARY_INVALID = st.sampled_from([-1, 0, 7, 61, 97, 1025, 2**32, -(2**31), 10**30, 0.5, 1e308])
 
 
@@ -71,7 +87,9 @@ COG_CHECKS = {value for label, value in IMAGES.items() if "(Cog's" in label}
 # Valid values are kept cheap (small sizes, few steps): the cost of a video is not what is fuzzed.
 CHEAP_VALID = {
     "tier": st.sampled_from([2, 2, 3]),
-    "prompt": st.one_of(st.text(min_size=1, max_size=300).filter(str.strip), st.sampled_from(sorted(NASTY_TEXT))),
+    "prompt": st.one_of(
+        st.text(min_size=1, max_size=300).filter(str.strip), st.sampled_from(sorted(NASTY_TEXT))
+    ),
     "negative_prompt": st.one_of(st.text(max_size=100), st.sampled_from(sorted(NASTY_TEXT))),
     "num_frames": st.sampled_from([8, 9, 16]),
     "width": st.sampled_from([64, 72, 128]),
@@ -88,8 +106,15 @@ CHEAP_VALID = {
     "camera_motion": st.one_of(st.just("none"), st.sampled_from(CAMERA_MOTION_CHOICES)),
     "camera_motion_strength": st.floats(0.0, 1.5),
     # Frames within the shortest clip drawn above (8): a schedule stays cheap (one FreeNoise window).
-    "prompt_schedule": st.sampled_from(["", "", "0: a door opens", "0: a door opens | 4: a man walks in",
-                                        "0: 🎬 | 3: مشهد | 7: \u202eevil\u202c"]),
+    "prompt_schedule": st.sampled_from(
+        [
+            "",
+            "",
+            "0: a door opens",
+            "0: a door opens | 4: a man walks in",
+            "0: 🎬 | 3: مشهد | 7: \u202eevil\u202c",
+        ]
+    ),
     # A multiple of fps (at most 3×, to stay cheap), made a rate in requests_to_send.
     "interpolate_to_fps": st.sampled_from([1, 1, 2, 3]),
     "translate_prompt": st.booleans(),
@@ -105,7 +130,9 @@ def requests_to_send(draw):
     if inputs["tier"] == 3 and draw(st.booleans()):
         inputs["image"] = draw(st.sampled_from(list(IMAGES.values())))
     if inputs["tier"] == 3:
-        inputs["prompt_schedule"] = ""  # tier 2's (tier 3 refuses one, naming it, like any broken field)
+        inputs["prompt_schedule"] = (
+            ""  # tier 2's (tier 3 refuses one, naming it, like any broken field)
+        )
     # Valid rates depend on fps and the format: the drawn multiple, left out where it is not one.
     rate = inputs.pop("interpolate_to_fps") * inputs["fps"]
     if rate != inputs["fps"] and rate in playback_rates(inputs["fps"], inputs["output_format"]):
@@ -122,7 +149,13 @@ def requests_to_send(draw):
         inputs[draw(st.sampled_from(["image_url", "steps", "__class__", ""]))] = "x"
     # Any other text that Cog would take for a URL or data URI: what Cog does with it is Cog's.
     image = inputs.get("image")
-    assume(not (isinstance(image, str) and image not in IMAGES.values() and image.startswith(("http", "data:"))))
+    assume(
+        not (
+            isinstance(image, str)
+            and image not in IMAGES.values()
+            and image.startswith(("http", "data:"))
+        )
+    )
     event(expected_outcome(inputs))
     return inputs
 
@@ -133,7 +166,9 @@ def expected_outcome(inputs: dict, schema: bool = False) -> str:
     if schema:
         if schema_refuses(inputs):
             return "schema"
-        inputs = {name: value for name, value in inputs.items() if name in DECLARED}  # Cog drops the rest
+        inputs = {
+            name: value for name, value in inputs.items() if name in DECLARED
+        }  # Cog drops the rest
     image = inputs.get("image")
     if isinstance(image, str) and image in COG_CHECKS:
         return "Cog"
@@ -143,15 +178,21 @@ def expected_outcome(inputs: dict, schema: bool = False) -> str:
         request = resolve_request(inputs)
     except InputError as error:
         return str(error).split()[0]
-    if request.translate_prompt and (request.tier == 2 or request.image is None):  # the text a model reads
+    if request.translate_prompt and (
+        request.tier == 2 or request.image is None
+    ):  # the text a model reads
         for field in ("prompt", "negative_prompt"):
             if clip_cannot_read(getattr(request, field)):
                 return field
-        if any(clip_cannot_read(text) for _, text in request.prompt_schedule):  # read like the prompt
+        if any(
+            clip_cannot_read(text) for _, text in request.prompt_schedule
+        ):  # read like the prompt
             return "prompt_schedule"
     try:
         if request.image is not None:
-            load_start_image(request.image, request.width, request.height)  # never a file: see below
+            load_start_image(
+                request.image, request.width, request.height
+            )  # never a file: see below
     except InputError as error:
         return str(error).split()[0]
     return "succeeded"
@@ -175,15 +216,25 @@ def clip_cannot_read(text: str) -> bool:
     CLIP's normalisation (NFC, lower case), fewer than half are one vocabulary entry (their UTF-8
     bytes in CLIP's byte alphabet, as a whole word)."""
     to_unicode = _byte_to_unicode()
-    letters = [c for c in unicodedata.normalize("NFC", text).lower()
-               if unicodedata.category(c).startswith("L") and not is_thai(c)]
-    readable = sum("".join(to_unicode[byte] for byte in c.encode()) + "</w>" in clip_vocabulary() for c in letters)
+    letters = [
+        c
+        for c in unicodedata.normalize("NFC", text).lower()
+        if unicodedata.category(c).startswith("L") and not is_thai(c)
+    ]
+    readable = sum(
+        "".join(to_unicode[byte] for byte in c.encode()) + "</w>" in clip_vocabulary()
+        for c in letters
+    )
     return readable < len(letters) and readable / len(letters) < MIN_READABLE_SHARE
 
 
 def schema_refuses(inputs: dict) -> set[str]:
     """The fields whose values the schema refuses, judged from run()'s declaration alone."""
-    return {name for name, value in inputs.items() if name in DECLARED and refused_by_schema(DECLARED[name], value)}
+    return {
+        name
+        for name, value in inputs.items()
+        if name in DECLARED and refused_by_schema(DECLARED[name], value)
+    }
 
 
 def input_classes(inputs: dict) -> list[str]:
@@ -203,10 +254,16 @@ def input_classes(inputs: dict) -> list[str]:
             if value != spec.field.default:
                 classes.append(f"{name}: {str(value).lower()}")
         elif name == "seed" and value in (0, 2**32 - 1, 2**32) and type(value) is int:
-            classes.append({0: "seed: 0", 2**32 - 1: "seed: 2³²−1", 2**32: "seed: 2³² (beyond)"}[value])
+            classes.append(
+                {0: "seed: 0", 2**32 - 1: "seed: 2³²−1", 2**32: "seed: 2³² (beyond)"}[value]
+            )
         elif value is not None and not _of_type(value, spec.type):
             classes.append(f"{name}: wrong type")
-        elif spec.field.ge is not None and isinstance(value, (int, float)) and not spec.field.ge <= value <= spec.field.le:
+        elif (
+            spec.field.ge is not None
+            and isinstance(value, (int, float))
+            and not spec.field.ge <= value <= spec.field.le
+        ):
             classes.append(f"{name}: out of range")
     classes += ["a field run() does not have"] * bool(set(inputs) - set(DECLARED))
     return classes or ["every field valid, none special"]
@@ -225,20 +282,33 @@ def written_places(weights_dir: Path, server) -> set:
     """What a prediction could leave behind where it should not: the weights (every file, with its
     size and mtime), the project's top level, the server's working folder, and the top level of
     the temp folder."""
-    weights = {(str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in weights_dir.rglob("*") if path.is_file()}
+    weights = {
+        (str(path), path.stat().st_size, path.stat().st_mtime_ns)
+        for path in weights_dir.rglob("*")
+        if path.is_file()
+    }
     folders = (REPO, server.app_dir, Path(tempfile.gettempdir()))
     return weights | {str(path) for folder in folders for path in folder.iterdir()}
 
 
 def allowed_leftover(place) -> bool:
     # The video the last prediction returned stays until the next one (Cog reads it after run()).
-    return isinstance(place, str) and Path(place).parent == Path(tempfile.gettempdir()) and Path(place).name.startswith("video-")
+    return (
+        isinstance(place, str)
+        and Path(place).parent == Path(tempfile.gettempdir())
+        and Path(place).name.startswith("video-")
+    )
 
 
 def cogs_empty_download(place) -> bool:
     path = Path(place) if isinstance(place, str) else None
-    return path is not None and path.parent == Path(tempfile.gettempdir()) and path.name.startswith("tmp") \
-        and path.is_file() and path.stat().st_size == 0
+    return (
+        path is not None
+        and path.parent == Path(tempfile.gettempdir())
+        and path.name.startswith("tmp")
+        and path.is_file()
+        and path.stat().st_size == 0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +321,9 @@ def sentinel(tmp_path_factory) -> Path:
         path.write_bytes(b"a file outside the prediction")
         os.utime(path, (0, path.stat().st_mtime))
     canary.read_bytes()
-    assert canary.stat().st_atime > 0, f"{folder}'s filesystem does not record reads (noatime): the read check cannot work there"
+    assert canary.stat().st_atime > 0, (
+        f"{folder}'s filesystem does not record reads (noatime): the read check cannot work there"
+    )
     return sentinel
 
 
@@ -271,11 +343,16 @@ GUARANTEED = [  # every image class, and the prompts and seeds the issue names, 
     dict(QUICK, tier=3, prompt="ฉากกลางคืน ฝนตกบนถนนในเมือง", disable_safety_checker=True),
     dict(QUICK, tier=2, prompt="a kite", seed=2**32),
     dict(QUICK, tier=2, prompt="a" * 5000),
-    dict(QUICK, tier=2, prompt="a kite", prompt_schedule="0: rises | 4: falls", interpolate_to_fps=24),
+    dict(
+        QUICK, tier=2, prompt="a kite", prompt_schedule="0: rises | 4: falls", interpolate_to_fps=24
+    ),
     # Just outside both ends of every limited field.
-    *(dict(QUICK, tier=2, prompt="a kite", **{name: value})
-      for name, spec in DECLARED.items() if spec.field.ge is not None
-      for value in (spec.field.ge - 1, spec.field.le + 1)),
+    *(
+        dict(QUICK, tier=2, prompt="a kite", **{name: value})
+        for name, spec in DECLARED.items()
+        if spec.field.ge is not None
+        for value in (spec.field.ge - 1, spec.field.le + 1)
+    ),
 ]
 
 
@@ -285,13 +362,19 @@ def with_examples(test):
     return test
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @with_examples
 @given(inputs=requests_to_send())
-def test_any_request_succeeds_or_fails_naming_a_field(each_server, tiny_weights_dir, sentinel, tokenizer, record_property, inputs):
+def test_any_request_succeeds_or_fails_naming_a_field(
+    each_server, tiny_weights_dir, sentinel, tokenizer, record_property, inputs
+):
     server = each_server
-    inputs = {name: value.replace(SENTINEL, str(sentinel)) if isinstance(value, str) else value
-              for name, value in inputs.items()}
+    inputs = {
+        name: value.replace(SENTINEL, str(sentinel)) if isinstance(value, str) else value
+        for name, value in inputs.items()
+    }
     expected = expected_outcome(inputs, schema=server.schema is not None)
 
     before = written_places(tiny_weights_dir, server)
@@ -305,15 +388,24 @@ def test_any_request_succeeds_or_fails_naming_a_field(each_server, tiny_weights_
         assert result["status"] == "failed"
         unknown = sorted(set(inputs) - set(DECLARED))
         assert error.startswith("Input validation error: ") or any(
-            f"unexpected keyword argument {name!r}" in error for name in unknown), error
+            f"unexpected keyword argument {name!r}" in error for name in unknown
+        ), error
         outcome = "refused by Cog's own check"
     elif expected == "succeeded":
         assert result["status"] == "succeeded", error
         assert result["output"].startswith("data:")
-        request = resolve_request({name: value for name, value in inputs.items() if name in DECLARED})
+        request = resolve_request(
+            {name: value for name, value in inputs.items() if name in DECLARED}
+        )
         prompt_read = request.tier == 2 or request.image is None  # SVD alone reads no text
-        translated = request.translate_prompt and any(map(is_thai, request.prompt))  # another text reaches CLIP
-        if prompt_read and not translated and len(tokenizer(request.prompt).input_ids) > tokenizer.model_max_length:
+        translated = request.translate_prompt and any(
+            map(is_thai, request.prompt)
+        )  # another text reaches CLIP
+        if (
+            prompt_read
+            and not translated
+            and len(tokenizer(request.prompt).input_ids) > tokenizer.model_max_length
+        ):
             assert "CLIP reads the first 77" in result["logs"]  # the user is told what was cut
         outcome = "succeeded"
     else:
@@ -326,7 +418,11 @@ def test_any_request_succeeds_or_fails_naming_a_field(each_server, tiny_weights_
         outcome = "failed naming the field"
 
     server.wait_until_ready(timeout=10)  # the worker is alive and free
-    new = {place for place in written_places(tiny_weights_dir, server) - before if not allowed_leftover(place)}
+    new = {
+        place
+        for place in written_places(tiny_weights_dir, server) - before
+        if not allowed_leftover(place)
+    }
     if expected == "Cog" and new and all(cogs_empty_download(place) for place in new):
         # Cog's downloader opens its temp file before fetching a URL and leaves it when the fetch
         # fails: Cog's doing, before run(); counted in the report rather than hidden.

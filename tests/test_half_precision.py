@@ -10,10 +10,10 @@ import io
 import numpy as np
 import pytest
 import torch
+from cog_server import CogServer, decode_data_uri
 from PIL import Image
 
 import predict
-from cog_server import CogServer, decode_data_uri
 from pipelines.common import DTYPES, Device, DeviceError, pick_device
 from pipelines.inputs import resolve_request
 from pipelines.progress import Progress
@@ -41,6 +41,7 @@ def psnr(ours: np.ndarray, reference: np.ndarray) -> float:
 
 # --- the setting -----------------------------------------------------------------------------
 
+
 def test_model_dtype_picks_the_precision(monkeypatch, capsys):
     monkeypatch.delenv("MODEL_DTYPE", raising=False)
     assert pick_device().dtype == (torch.float16 if torch.cuda.is_available() else torch.float32)
@@ -64,7 +65,8 @@ def test_a_bad_model_dtype_fails_setup_before_any_weights_are_read(monkeypatch, 
         predict.Runner().setup()
     assert str(error.value) == (
         "MODEL_DTYPE='fp16' is not a precision this model runs in; allowed: float16, bfloat16, float32 "
-        "(or unset: float16 on a GPU, float32 on a CPU)")
+        "(or unset: float16 on a GPU, float32 on a CPU)"
+    )
 
 
 def test_a_bad_model_dtype_is_reported_by_the_server(tiny_weights_dir, tmp_path):
@@ -86,10 +88,14 @@ def test_non_finite_frames_fail_instead_of_turning_black():
 
 # --- both tiers through Cog's server in bfloat16 ------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def bf16_server(tiny_weights_dir, tmp_path_factory):
-    server = CogServer(tiny_weights_dir, tmp_path_factory.mktemp("cog-bf16") / "server.log",
-                       extra_env={"MODEL_DTYPE": "bfloat16"})
+    server = CogServer(
+        tiny_weights_dir,
+        tmp_path_factory.mktemp("cog-bf16") / "server.log",
+        extra_env={"MODEL_DTYPE": "bfloat16"},
+    )
     try:
         server.wait_until_ready()
         yield server
@@ -102,15 +108,36 @@ def test_setup_loads_every_model_in_bfloat16(bf16_server):
 
 
 BF16_REQUESTS = {
-    "tier2": dict(tier=2, prompt="a paper boat on a rainy street", width=64, height=64, num_frames=8,
-                  num_inference_steps=2, seed=11),
+    "tier2": dict(
+        tier=2,
+        prompt="a paper boat on a rainy street",
+        width=64,
+        height=64,
+        num_frames=8,
+        num_inference_steps=2,
+        seed=11,
+    ),
     # The SDXL keyframe handed over to SVD as an image.
-    "tier3-keyframe": dict(tier=3, prompt="a red tram on a bridge", width=128, height=64, num_frames=8,
-                           num_inference_steps=2, seed=11),
+    "tier3-keyframe": dict(
+        tier=3,
+        prompt="a red tram on a bridge",
+        width=128,
+        height=64,
+        num_frames=8,
+        num_inference_steps=2,
+        seed=11,
+    ),
     # The caller's start image: a float32 tensor from the image processor meets the bf16 VAE and
     # CLIP image encoder.
-    "tier3-image": dict(tier=3, image=png_data_uri(), width=128, height=64, num_frames=8,
-                        num_inference_steps=2, seed=11),
+    "tier3-image": dict(
+        tier=3,
+        image=png_data_uri(),
+        width=128,
+        height=64,
+        num_frames=8,
+        num_inference_steps=2,
+        seed=11,
+    ),
 }
 
 
@@ -131,6 +158,7 @@ def test_both_tiers_run_in_bfloat16_through_the_server(bf16_server, tmp_path, na
 
 # --- in-process: bfloat16 against float32 -------------------------------------------------------
 
+
 def load_tier2(weights_dir, dtype) -> TextToVideo:
     return TextToVideo.load(weights_dir, Device(CPU, dtype))
 
@@ -140,8 +168,17 @@ def test_bfloat16_frames_stay_close_to_float32(tiny_weights_dir):
     fed one model another's dtype would move them a lot. (Measured: tier 2 44 dB, keyframe 46 dB.)
     SVD's animation is not compared: at test sizes its tiny UNet normalises 1 channel over 2 pixels
     at the lowest resolution, which amplifies any rounding (fp16 there is as far from fp32 as bf16)."""
-    request = resolve_request(dict(tier=2, prompt="a lighthouse in a storm", width=64, height=64,
-                                   num_frames=8, num_inference_steps=2, seed=5))
+    request = resolve_request(
+        dict(
+            tier=2,
+            prompt="a lighthouse in a storm",
+            width=64,
+            height=64,
+            num_frames=8,
+            num_inference_steps=2,
+            seed=5,
+        )
+    )
     frames = {}
     for dtype in (torch.float32, torch.bfloat16):
         tier = load_tier2(tiny_weights_dir, dtype)
@@ -149,16 +186,28 @@ def test_bfloat16_frames_stay_close_to_float32(tiny_weights_dir):
     assert np.isfinite(frames[torch.bfloat16]).all()
     assert psnr(frames[torch.bfloat16], frames[torch.float32]) > 35
 
-    request = resolve_request(dict(tier=3, prompt="a red tram on a bridge", width=128, height=64,
-                                   num_frames=8, num_inference_steps=2, seed=5))
+    request = resolve_request(
+        dict(
+            tier=3,
+            prompt="a red tram on a bridge",
+            width=128,
+            height=64,
+            num_frames=8,
+            num_inference_steps=2,
+            seed=5,
+        )
+    )
     keyframes = {}
     for dtype in (torch.float32, torch.bfloat16):
-        tier = KeyframeToVideo(load_keyframe_pipeline(tiny_weights_dir, Device(CPU, dtype)), None, Device(CPU, dtype))
+        tier = KeyframeToVideo(
+            load_keyframe_pipeline(tiny_weights_dir, Device(CPU, dtype)), None, Device(CPU, dtype)
+        )
         keyframes[dtype] = np.asarray(tier.render_keyframe(request, quiet(tier, request))) / 255
     assert psnr(keyframes[torch.bfloat16], keyframes[torch.float32]) > 35
 
 
 # --- float16 on the CPU: the path diffusers takes only in float16 ------------------------------
+
 
 @pytest.fixture(scope="module")
 def fp16_animation(tiny_weights_dir):
@@ -166,7 +215,9 @@ def fp16_animation(tiny_weights_dir):
     return KeyframeToVideo(None, load_animation_pipeline(tiny_weights_dir, device), device)
 
 
-SVD_REQUEST = dict(tier=3, prompt="x", width=64, height=64, num_frames=8, num_inference_steps=1, seed=3)
+SVD_REQUEST = dict(
+    tier=3, prompt="x", width=64, height=64, num_frames=8, num_inference_steps=1, seed=3
+)
 START_FRAME = Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
 
 
@@ -174,7 +225,9 @@ def test_float16_encodes_the_start_frame_in_float32_and_returns_the_vae_to_float
     # SVD's VAE is force_upcast: in float16 diffusers encodes the start frame in float32.
     vae = fp16_animation.animation_pipeline.vae
     encoded_in = []
-    hook = vae.encoder.register_forward_pre_hook(lambda module, args: encoded_in.append(args[0].dtype))
+    hook = vae.encoder.register_forward_pre_hook(
+        lambda module, args: encoded_in.append(args[0].dtype)
+    )
     try:
         request = resolve_request(SVD_REQUEST)
         latents = fp16_animation.animate(START_FRAME, request, quiet(fp16_animation, request))

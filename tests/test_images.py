@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.images import MAX_IMAGE_BYTES, decode_image, fit_to_size, load_start_image, read_image_bytes
+from pipelines.images import (
+    MAX_IMAGE_BYTES,
+    decode_image,
+    fit_to_size,
+    load_start_image,
+    read_image_bytes,
+)
 from pipelines.inputs import InputError
 
 
@@ -97,34 +103,76 @@ def test_other_aspect_ratios_are_centre_cropped_not_stretched():
 
 
 def test_a_declared_size_past_our_limit_but_under_pillows_is_refused_before_decoding():
-    with pytest.raises(InputError, match=r"^image must have at most 40,000,000 pixels; got 8000×6000$"):
+    with pytest.raises(
+        InputError, match=r"^image must have at most 40,000,000 pixels; got 8000×6000$"
+    ):
         load_start_image(data_uri(png_header_only(8000, 6000)), 64, 64)
 
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares a huge size (a decompression bomb's signature) with almost no data."""
+
     def chunk(kind, payload):
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        return (
+            struct.pack(">I", len(payload))
+            + kind
+            + payload
+            + struct.pack(">I", zlib.crc32(kind + payload))
+        )
+
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize(
     "value, message",
     [
-        (data_uri(png_header_only(100_000, 100_000)), "image must have at most 40,000,000 pixels; "),
-        (data_uri(encode(Image.new("RGB", (64, 64), (1, 2, 3)))[:-40]), "image could not be decoded"),
-        (data_uri(b"this is not a picture, just text named .png"), "image is not a readable image file"),
-        ("/etc/passwd", "image must be an http(s) URL or a data: URI (local paths and file:// are not read); got '/etc/passwd'"),
-        ("file:///etc/passwd", "image must be an http(s) URL or a data: URI (local paths and file:// are not read)"),
+        (
+            data_uri(png_header_only(100_000, 100_000)),
+            "image must have at most 40,000,000 pixels; ",
+        ),
+        (
+            data_uri(encode(Image.new("RGB", (64, 64), (1, 2, 3)))[:-40]),
+            "image could not be decoded",
+        ),
+        (
+            data_uri(b"this is not a picture, just text named .png"),
+            "image is not a readable image file",
+        ),
+        (
+            "/etc/passwd",
+            "image must be an http(s) URL or a data: URI (local paths and file:// are not read); got '/etc/passwd'",
+        ),
+        (
+            "file:///etc/passwd",
+            "image must be an http(s) URL or a data: URI (local paths and file:// are not read)",
+        ),
         ("ftp://example.com/x.png", "image must be an http(s) URL or a data: URI"),
         ("data:image/png,notbase64", "image data URI must be base64"),
         ("data:image/png;base64,!!!!", "image data URI is not valid base64"),
-        ("data:image/png;base64," + "A" * (MAX_IMAGE_BYTES * 4 // 3 + 8), "image must be at most 25 MB"),
+        (
+            "data:image/png;base64," + "A" * (MAX_IMAGE_BYTES * 4 // 3 + 8),
+            "image must be at most 25 MB",
+        ),
         (12345, "image must be an http(s) URL or a data: URI; got int"),
     ],
-    ids=["decompression bomb", "truncated", "text file", "local path", "file URL", "ftp", "not base64 form",
-         "bad base64", "oversized data URI", "number"],
+    ids=[
+        "decompression bomb",
+        "truncated",
+        "text file",
+        "local path",
+        "file URL",
+        "ftp",
+        "not base64 form",
+        "bad base64",
+        "oversized data URI",
+        "number",
+    ],
 )
 def test_refused_with_a_message_naming_image(value, message):
     with pytest.raises(InputError) as error:

@@ -28,9 +28,16 @@ DECLARED = declared_inputs()
 
 def test_tier2_defaults_fill_what_the_caller_left_out():
     request = resolve_request({"prompt": "a fox", "seed": 7})
-    assert (request.tier, request.num_frames, request.width, request.height, request.fps,
-            request.num_inference_steps, request.guidance_scale, request.output_format) == (
-        2, 16, 512, 512, 8, 25, 7.5, "mp4")
+    assert (
+        request.tier,
+        request.num_frames,
+        request.width,
+        request.height,
+        request.fps,
+        request.num_inference_steps,
+        request.guidance_scale,
+        request.output_format,
+    ) == (2, 16, 512, 512, 8, 25, 7.5, "mp4")
     assert request.seed == 7 and not request.seed_was_random
 
 
@@ -64,9 +71,21 @@ def test_seed_limits_are_inclusive():
         ("negative_prompt", ["a"], "negative_prompt must be text; got ['a'] (list)"),
         ("num_frames", 97, "num_frames must be from 8 to 96 for tier 2; got 97"),
         ("num_frames", 7, "num_frames must be from 8 to 96 for tier 2; got 7"),
-        ("num_frames", 16.0, "num_frames must be an integer from 8 to 96 for tier 2; got 16.0 (float)"),
-        ("num_frames", "16", "num_frames must be an integer from 8 to 96 for tier 2; got '16' (str)"),
-        ("width", 500, "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest allowed: 496 or 504"),
+        (
+            "num_frames",
+            16.0,
+            "num_frames must be an integer from 8 to 96 for tier 2; got 16.0 (float)",
+        ),
+        (
+            "num_frames",
+            "16",
+            "num_frames must be an integer from 8 to 96 for tier 2; got '16' (str)",
+        ),
+        (
+            "width",
+            500,
+            "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest allowed: 496 or 504",
+        ),
         ("width", 2048, "width must be from 64 to 1024 for tier 2; got 2048"),
         ("height", 0, "height must be from 64 to 1024 for tier 2; got 0"),
         ("height", -512, "height must be from 64 to 1024 for tier 2; got -512"),
@@ -75,23 +94,55 @@ def test_seed_limits_are_inclusive():
         ("num_inference_steps", 0, "num_inference_steps must be from 1 to 100; got 0"),
         ("num_inference_steps", 1000, "num_inference_steps must be from 1 to 100; got 1000"),
         ("guidance_scale", 0.5, "guidance_scale must be from 1.0 to 20.0; got 0.5"),
-        ("guidance_scale", float("nan"), "guidance_scale must be a number from 1.0 to 20.0; got nan (float)"),
-        ("guidance_scale", "high", "guidance_scale must be a number from 1.0 to 20.0; got 'high' (str)"),
+        (
+            "guidance_scale",
+            float("nan"),
+            "guidance_scale must be a number from 1.0 to 20.0; got nan (float)",
+        ),
+        (
+            "guidance_scale",
+            "high",
+            "guidance_scale must be a number from 1.0 to 20.0; got 'high' (str)",
+        ),
         ("seed", -1, f"seed must be from 0 to {MAX_SEED}; got -1"),
         ("seed", 2**32, f"seed must be from 0 to {MAX_SEED}; got {2**32}"),
         ("seed", 1.5, f"seed must be an integer from 0 to {MAX_SEED}; got 1.5 (float)"),
-        ("output_format", "avi", "output_format must be one of 'mp4', 'gif', 'webm'; got 'avi' (str)"),
+        (
+            "output_format",
+            "avi",
+            "output_format must be one of 'mp4', 'gif', 'webm'; got 'avi' (str)",
+        ),
         ("draft", 1, "draft must be true or false; got 1 (int)"),
         ("draft", "false", "draft must be true or false; got 'false' (str)"),
-        ("camera_motion", "dolly_in", "camera_motion must be one of 'none', 'zoom_in', 'zoom_out', 'pan_left'"),
-        ("camera_motion", "zoom_in", "camera_motion needs tier 2's draft mode (tier=2, draft=true): the camera moves are "
-                                     "motion LoRAs for AnimateDiff-Lightning's motion module; got camera_motion='zoom_in' with draft=false"),
+        (
+            "camera_motion",
+            "dolly_in",
+            "camera_motion must be one of 'none', 'zoom_in', 'zoom_out', 'pan_left'",
+        ),
+        (
+            "camera_motion",
+            "zoom_in",
+            "camera_motion needs tier 2's draft mode (tier=2, draft=true): the camera moves are "
+            "motion LoRAs for AnimateDiff-Lightning's motion module; got camera_motion='zoom_in' with draft=false",
+        ),
         ("camera_motion_strength", 1.6, "camera_motion_strength must be from 0.0 to 1.5; got 1.6"),
-        ("camera_motion_strength", True, "camera_motion_strength must be a number from 0.0 to 1.5; got True (bool)"),
+        (
+            "camera_motion_strength",
+            True,
+            "camera_motion_strength must be a number from 0.0 to 1.5; got True (bool)",
+        ),
         ("translate_prompt", "yes", "translate_prompt must be true or false; got 'yes' (str)"),
         ("translate_prompt", 0, "translate_prompt must be true or false; got 0 (int)"),
-        ("disable_safety_checker", "true", "disable_safety_checker must be true or false; got 'true' (str)"),
-        ("disable_safety_checker", 1.0, "disable_safety_checker must be true or false; got 1.0 (float)"),
+        (
+            "disable_safety_checker",
+            "true",
+            "disable_safety_checker must be true or false; got 'true' (str)",
+        ),
+        (
+            "disable_safety_checker",
+            1.0,
+            "disable_safety_checker must be true or false; got 1.0 (float)",
+        ),
         ("bogus", 1, "unknown input 'bogus'; the inputs are: tier, prompt, negative_prompt"),
     ],
 )
@@ -173,7 +224,9 @@ PROBED_WITH = {"interpolate_to_fps": {"fps": 1}}
 
 
 def _checked(name: str, value, tier: int = 2):
-    return resolve_request({"tier": tier, "prompt": "a fox", "seed": 1, **PROBED_WITH.get(name, {}), name: value})
+    return resolve_request(
+        {"tier": tier, "prompt": "a fox", "seed": 1, **PROBED_WITH.get(name, {}), name: value}
+    )
 
 
 @pytest.mark.parametrize("name", [name for name, d in DECLARED.items() if d.field.ge is not None])
@@ -190,7 +243,9 @@ def test_the_declared_ends_are_accepted_and_just_past_them_refused(name):
             _checked(name, outside, tiers[0])
 
 
-@pytest.mark.parametrize("name", [name for name, d in DECLARED.items() if d.type is int and name != "tier"])
+@pytest.mark.parametrize(
+    "name", [name for name, d in DECLARED.items() if d.type is int and name != "tier"]
+)
 def test_an_int_input_refuses_a_fraction_and_text(name):
     field = DECLARED[name].field
     for value in (field.ge + 0.5, str(field.ge)):
@@ -216,19 +271,41 @@ def test_the_new_switches_default_to_translating_and_checking():
 
 def test_tier3_takes_an_image_instead_of_a_prompt():
     request = resolve_request({"tier": 3, "image": "https://example.com/a.png", "seed": 1})
-    assert (request.image, request.prompt, request.motion_bucket_id, request.noise_aug_strength) == (
-        "https://example.com/a.png", "", 127, 0.02)
+    assert (
+        request.image,
+        request.prompt,
+        request.motion_bucket_id,
+        request.noise_aug_strength,
+    ) == ("https://example.com/a.png", "", 127, 0.02)
 
 
 @pytest.mark.parametrize(
     "inputs, message",
     [
-        ({"tier": 2, "prompt": "x", "image": "https://example.com/a.png"}, "image is only used by tier 3"),
-        ({"tier": 3, "prompt": " "}, "prompt must describe the keyframe for tier 3 when no image is given"),
-        ({"tier": 3, "prompt": "x", "num_frames": 26}, "num_frames must be from 8 to 25 for tier 3; got 26"),
-        ({"tier": 3, "prompt": "x", "motion_bucket_id": 256}, "motion_bucket_id must be from 1 to 255; got 256"),
-        ({"tier": 3, "prompt": "x", "motion_bucket_id": "high"}, "motion_bucket_id must be an integer from 1 to 255"),
-        ({"tier": 3, "prompt": "x", "noise_aug_strength": -0.1}, "noise_aug_strength must be from 0.0 to 1.0; got -0.1"),
+        (
+            {"tier": 2, "prompt": "x", "image": "https://example.com/a.png"},
+            "image is only used by tier 3",
+        ),
+        (
+            {"tier": 3, "prompt": " "},
+            "prompt must describe the keyframe for tier 3 when no image is given",
+        ),
+        (
+            {"tier": 3, "prompt": "x", "num_frames": 26},
+            "num_frames must be from 8 to 25 for tier 3; got 26",
+        ),
+        (
+            {"tier": 3, "prompt": "x", "motion_bucket_id": 256},
+            "motion_bucket_id must be from 1 to 255; got 256",
+        ),
+        (
+            {"tier": 3, "prompt": "x", "motion_bucket_id": "high"},
+            "motion_bucket_id must be an integer from 1 to 255",
+        ),
+        (
+            {"tier": 3, "prompt": "x", "noise_aug_strength": -0.1},
+            "noise_aug_strength must be from 0.0 to 1.0; got -0.1",
+        ),
     ],
 )
 def test_tier3_bad_inputs(inputs, message):
@@ -237,45 +314,88 @@ def test_tier3_bad_inputs(inputs, message):
 
 
 def test_draft_takes_its_recipes_steps_and_guidance_and_remembers_what_was_sent():
-    request = resolve_request({"prompt": "a fox", "seed": 1, "draft": True, "num_inference_steps": 40, "guidance_scale": 9})
-    assert (request.draft, request.num_inference_steps, request.guidance_scale) == (True, DRAFT_STEPS, DRAFT_GUIDANCE)
+    request = resolve_request(
+        {
+            "prompt": "a fox",
+            "seed": 1,
+            "draft": True,
+            "num_inference_steps": 40,
+            "guidance_scale": 9,
+        }
+    )
+    assert (request.draft, request.num_inference_steps, request.guidance_scale) == (
+        True,
+        DRAFT_STEPS,
+        DRAFT_GUIDANCE,
+    )
     assert request.ignored_by_draft == {"num_inference_steps": 40, "guidance_scale": 9}
     assert resolve_request({"prompt": "a fox", "draft": True}).ignored_by_draft == {}
     # Still checked: a value no mode accepts is refused in draft too.
     with pytest.raises(InputError, match="^num_inference_steps must be from 1 to 100"):
         resolve_request({"prompt": "a fox", "draft": True, "num_inference_steps": 0})
     standard = resolve_request({"prompt": "a fox", "seed": 1, "num_inference_steps": 40})
-    assert (standard.draft, standard.num_inference_steps, standard.camera_motion) == (False, 40, "none")
+    assert (standard.draft, standard.num_inference_steps, standard.camera_motion) == (
+        False,
+        40,
+        "none",
+    )
 
 
 @pytest.mark.parametrize("camera_motion", CAMERA_MOTION_CHOICES[1:])
 def test_every_camera_motion_runs_in_a_tier2_draft_and_is_refused_elsewhere(camera_motion):
-    request = resolve_request({"prompt": "a fox", "draft": True, "camera_motion": camera_motion,
-                               "camera_motion_strength": 1.5})
+    request = resolve_request(
+        {
+            "prompt": "a fox",
+            "draft": True,
+            "camera_motion": camera_motion,
+            "camera_motion_strength": 1.5,
+        }
+    )
     assert (request.camera_motion, request.camera_motion_strength) == (camera_motion, 1.5)
-    for elsewhere, where in (({"draft": False}, "draft=false"), ({"tier": 3}, "tier 3"),
-                             ({"tier": 3, "draft": True}, "tier 3")):
+    for elsewhere, where in (
+        ({"draft": False}, "draft=false"),
+        ({"tier": 3}, "tier 3"),
+        ({"tier": 3, "draft": True}, "tier 3"),
+    ):
         with pytest.raises(InputError) as error:
             resolve_request({"prompt": "a fox", "camera_motion": camera_motion, **elsewhere})
-        assert str(error.value).startswith("camera_motion needs tier 2's draft mode"), str(error.value)
+        assert str(error.value).startswith("camera_motion needs tier 2's draft mode"), str(
+            error.value
+        )
         assert str(error.value).endswith(f"got camera_motion={camera_motion!r} with {where}")
 
 
 def test_tier3_has_no_draft_mode():
-    with pytest.raises(InputError, match=r"^draft is only available for tier 2 \(AnimateDiff-Lightning\); "
-                                         r"got draft=true with tier 3"):
+    with pytest.raises(
+        InputError,
+        match=r"^draft is only available for tier 2 \(AnimateDiff-Lightning\); "
+        r"got draft=true with tier 3",
+    ):
         resolve_request({"tier": 3, "prompt": "a fox", "draft": True})
+
+
 # Storyboard shots (issue #13): a prompt schedule and film-rate playback.
 
 SCHEDULE = "0: he opens the door | 24: he steps inside | 48: he sits down"
 
 
 def test_a_schedule_is_read_into_frames_and_texts():
-    request = resolve_request({"prompt": "a man in a red coat", "num_frames": 96, "prompt_schedule": SCHEDULE})
-    assert request.prompt_schedule == ((0, "he opens the door"), (24, "he steps inside"), (48, "he sits down"))
+    request = resolve_request(
+        {"prompt": "a man in a red coat", "num_frames": 96, "prompt_schedule": SCHEDULE}
+    )
+    assert request.prompt_schedule == (
+        (0, "he opens the door"),
+        (24, "he steps inside"),
+        (48, "he sits down"),
+    )
     # Spaces around the parts, a single segment, and leading zeros are all fine.
-    assert resolve_request({"prompt": "x", "prompt_schedule": "  0 :a door  "}).prompt_schedule == ((0, "a door"),)
-    assert resolve_request({"prompt": "x", "prompt_schedule": "00: a | 07: b"}).prompt_schedule == ((0, "a"), (7, "b"))
+    assert resolve_request({"prompt": "x", "prompt_schedule": "  0 :a door  "}).prompt_schedule == (
+        (0, "a door"),
+    )
+    assert resolve_request({"prompt": "x", "prompt_schedule": "00: a | 07: b"}).prompt_schedule == (
+        (0, "a"),
+        (7, "b"),
+    )
 
 
 @pytest.mark.parametrize("blank", ["", "   ", None])
@@ -286,20 +406,50 @@ def test_no_schedule_is_an_empty_one(blank):
 @pytest.mark.parametrize(
     "schedule, message",
     [
-        ("he opens the door", "prompt_schedule segment 1 ('he opens the door') must be 'frame: text', e.g. "
-                              '"0: he opens the door | 24: he steps inside | 48: he sits down"'),
+        (
+            "he opens the door",
+            "prompt_schedule segment 1 ('he opens the door') must be 'frame: text', e.g. "
+            '"0: he opens the door | 24: he steps inside | 48: he sits down"',
+        ),
         ("0: a | 24 b", "prompt_schedule segment 2 ('24 b') must be 'frame: text'"),
-        ("0: a | x: b", "prompt_schedule segment 2 ('x: b') must start with a whole frame number before the ':'; got 'x'"),
-        ("0: a | 1.5: b", "prompt_schedule segment 2 ('1.5: b') must start with a whole frame number before the ':'; got '1.5'"),
-        ("0: a | -4: b", "prompt_schedule segment 2 ('-4: b') must start with a whole frame number before the ':'; got '-4'"),
+        (
+            "0: a | x: b",
+            "prompt_schedule segment 2 ('x: b') must start with a whole frame number before the ':'; got 'x'",
+        ),
+        (
+            "0: a | 1.5: b",
+            "prompt_schedule segment 2 ('1.5: b') must start with a whole frame number before the ':'; got '1.5'",
+        ),
+        (
+            "0: a | -4: b",
+            "prompt_schedule segment 2 ('-4: b') must start with a whole frame number before the ':'; got '-4'",
+        ),
         ("0: a | ٣: b", "prompt_schedule segment 2 ('٣: b') must start with a whole frame number"),
-        ("4: a | 8: b", "prompt_schedule segment 1 ('4: a') must start at frame 0, so that the first frame has a text; got 4"),
-        ("0: a | 12: b | 8: c", "prompt_schedule segment 3 ('8: c') must start after frame 12 (segment 2): frames strictly increase; got 8"),
-        ("0: a | 0: b", "prompt_schedule segment 2 ('0: b') must start after frame 0 (segment 1): frames strictly increase; got 0"),
-        ("0: a | 16: b", "prompt_schedule segment 2 ('16: b') must start before frame 16 (num_frames is 16, counted from 0); got 16"),
-        ("0: a | 8:   ", "prompt_schedule segment 2 ('8:') has no text after its frame number; every segment needs one"),
+        (
+            "4: a | 8: b",
+            "prompt_schedule segment 1 ('4: a') must start at frame 0, so that the first frame has a text; got 4",
+        ),
+        (
+            "0: a | 12: b | 8: c",
+            "prompt_schedule segment 3 ('8: c') must start after frame 12 (segment 2): frames strictly increase; got 8",
+        ),
+        (
+            "0: a | 0: b",
+            "prompt_schedule segment 2 ('0: b') must start after frame 0 (segment 1): frames strictly increase; got 0",
+        ),
+        (
+            "0: a | 16: b",
+            "prompt_schedule segment 2 ('16: b') must start before frame 16 (num_frames is 16, counted from 0); got 16",
+        ),
+        (
+            "0: a | 8:   ",
+            "prompt_schedule segment 2 ('8:') has no text after its frame number; every segment needs one",
+        ),
         ("0: a |", "prompt_schedule segment 2 ('') must be 'frame: text'"),
-        (" | ".join(f"{frame}: t" for frame in range(17)), "prompt_schedule must have at most 16 segments separated by '|'; got 17"),
+        (
+            " | ".join(f"{frame}: t" for frame in range(17)),
+            "prompt_schedule must have at most 16 segments separated by '|'; got 17",
+        ),
         (42, "prompt_schedule must be text; got 42 (int)"),
         ("0: " + "a" * 4000, "prompt_schedule must be at most 4000 characters; got 4003"),
     ],
@@ -312,7 +462,14 @@ def test_a_bad_schedule_is_refused_naming_the_segment_and_what_is_allowed(schedu
 
 def test_sixteen_segments_are_allowed():
     schedule = " | ".join(f"{frame}: t" for frame in range(0, 96, 6))
-    assert len(resolve_request({"prompt": "x", "num_frames": 96, "prompt_schedule": schedule}).prompt_schedule) == 16
+    assert (
+        len(
+            resolve_request(
+                {"prompt": "x", "num_frames": 96, "prompt_schedule": schedule}
+            ).prompt_schedule
+        )
+        == 16
+    )
 
 
 def test_a_schedule_is_for_tier_2_only():
@@ -341,21 +498,40 @@ def test_a_playback_rate_keeps_the_duration(inputs, playback_fps, output_frames)
 @pytest.mark.parametrize(
     "inputs, message",
     [
-        ({"interpolate_to_fps": 6}, "interpolate_to_fps must be at least fps (8), the rate the frames are made at; got 6"),
-        ({"interpolate_to_fps": 20}, "interpolate_to_fps must be a whole multiple of fps (8), so that every generated "
-                                     "frame is kept: 8, 16, 24, 32, 40, 48, 56; got 20"),
-        ({"interpolate_to_fps": 24, "fps": 7}, "interpolate_to_fps must be a whole multiple of fps (7), so that every "
-                                               "generated frame is kept: 7, 14, 21, 28, 35, 42, 49, 56; got 24"),
+        (
+            {"interpolate_to_fps": 6},
+            "interpolate_to_fps must be at least fps (8), the rate the frames are made at; got 6",
+        ),
+        (
+            {"interpolate_to_fps": 20},
+            "interpolate_to_fps must be a whole multiple of fps (8), so that every generated "
+            "frame is kept: 8, 16, 24, 32, 40, 48, 56; got 20",
+        ),
+        (
+            {"interpolate_to_fps": 24, "fps": 7},
+            "interpolate_to_fps must be a whole multiple of fps (7), so that every "
+            "generated frame is kept: 7, 14, 21, 28, 35, 42, 49, 56; got 24",
+        ),
         ({"interpolate_to_fps": 61}, "interpolate_to_fps must be from 1 to 60; got 61"),
         ({"interpolate_to_fps": 0}, "interpolate_to_fps must be from 1 to 60; got 0"),
-        ({"interpolate_to_fps": 24.0}, "interpolate_to_fps must be an integer from 1 to 60; got 24.0 (float)"),
-        ({"interpolate_to_fps": "24"}, "interpolate_to_fps must be an integer from 1 to 60; got '24' (str)"),
-        ({"interpolate_to_fps": 24, "output_format": "gif"},
-         "interpolate_to_fps must be a whole multiple of fps (8) that divides 100 for gif (GIF stores frame delays in "
-         "hundredths of a second): none at this fps, so use mp4 or webm; got 24"),
-        ({"interpolate_to_fps": 30, "fps": 5, "output_format": "gif"},
-         "interpolate_to_fps must be a whole multiple of fps (5) that divides 100 for gif (GIF stores frame delays in "
-         "hundredths of a second): 5, 10, 20, 25, 50; got 30"),
+        (
+            {"interpolate_to_fps": 24.0},
+            "interpolate_to_fps must be an integer from 1 to 60; got 24.0 (float)",
+        ),
+        (
+            {"interpolate_to_fps": "24"},
+            "interpolate_to_fps must be an integer from 1 to 60; got '24' (str)",
+        ),
+        (
+            {"interpolate_to_fps": 24, "output_format": "gif"},
+            "interpolate_to_fps must be a whole multiple of fps (8) that divides 100 for gif (GIF stores frame delays in "
+            "hundredths of a second): none at this fps, so use mp4 or webm; got 24",
+        ),
+        (
+            {"interpolate_to_fps": 30, "fps": 5, "output_format": "gif"},
+            "interpolate_to_fps must be a whole multiple of fps (5) that divides 100 for gif (GIF stores frame delays in "
+            "hundredths of a second): 5, 10, 20, 25, 50; got 30",
+        ),
     ],
 )
 def test_a_rate_that_cannot_keep_every_frame_is_refused(inputs, message):
@@ -364,14 +540,22 @@ def test_a_rate_that_cannot_keep_every_frame_is_refused(inputs, message):
     assert str(error.value) == message
 
 
-@pytest.mark.parametrize("inputs, got", [
-    ({"num_frames": 40}, "num_frames=40"),
-    ({"num_frames": 16, "prompt_schedule": "0: a door | 8: a hall"}, "num_frames=16 and a prompt_schedule"),
-])
+@pytest.mark.parametrize(
+    "inputs, got",
+    [
+        ({"num_frames": 40}, "num_frames=40"),
+        (
+            {"num_frames": 16, "prompt_schedule": "0: a door | 8: a hall"},
+            "num_frames=16 and a prompt_schedule",
+        ),
+    ],
+)
 def test_a_draft_is_one_window_without_a_schedule(inputs, got):
     """Long shots and schedules run through FreeNoise, which the draft's module does not."""
     with pytest.raises(InputError) as error:
         resolve_request({"prompt": "a fox", "draft": True, **inputs})
-    assert str(error.value) == ("draft works on tier-2 clips of up to 32 frames without a prompt_schedule "
-                                f"(long shots and schedules need the standard mode); got draft=true with {got}")
+    assert str(error.value) == (
+        "draft works on tier-2 clips of up to 32 frames without a prompt_schedule "
+        f"(long shots and schedules need the standard mode); got draft=true with {got}"
+    )
     assert resolve_request({"prompt": "a fox", "draft": True, "num_frames": 32}).draft

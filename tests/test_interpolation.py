@@ -7,14 +7,16 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from interpolation_quality import REPETITION, clips, quality
+
 from pipelines.interpolation import interpolate
 from pipelines.video import write_video
 from tests.video_facts import psnr, read_video
 
 
-def moving_square(num_frames: int = 9, height: int = 96, width: int = 128, step: int = 6) -> np.ndarray:
+def moving_square(
+    num_frames: int = 9, height: int = 96, width: int = 128, step: int = 6
+) -> np.ndarray:
     """A yellow square moving right over a textured background."""
     rng = np.random.default_rng(3)
     background = (rng.random((height // 8, width // 8, 3)) * 120 + 20).repeat(8, 0).repeat(8, 1)
@@ -28,8 +30,12 @@ def ffmpeg_children() -> list[str]:
     """ffmpeg processes this test process started that are still running (not yet reaped is fine)."""
     import os
 
-    rows = subprocess.run(["ps", "-o", "stat=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True).stdout
-    return [row for row in rows.splitlines() if "ffmpeg" in row and not row.lstrip().startswith("Z")]
+    rows = subprocess.run(
+        ["ps", "-o", "stat=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True
+    ).stdout
+    return [
+        row for row in rows.splitlines() if "ffmpeg" in row and not row.lstrip().startswith("Z")
+    ]
 
 
 @pytest.mark.parametrize("fps, playback_fps", [(8, 24), (6, 24), (8, 16), (30, 60)])
@@ -37,7 +43,9 @@ def test_every_generated_frame_is_kept_exactly_where_it_plays(fps, playback_fps)
     frames = moving_square()
     ratio = playback_fps // fps
     played = list(interpolate(frames, fps, playback_fps))
-    assert len(played) == len(frames) * ratio  # the same duration: 9 frames at fps, 9 × ratio at the new rate
+    assert (
+        len(played) == len(frames) * ratio
+    )  # the same duration: 9 frames at fps, 9 × ratio at the new rate
     for k, frame in enumerate(frames):
         np.testing.assert_array_equal(played[k * ratio], frame)
     # The last generated frame is held for the rest of its own time, as it would be shown at fps.
@@ -47,7 +55,9 @@ def test_every_generated_frame_is_kept_exactly_where_it_plays(fps, playback_fps)
     for k in range(len(frames) - 1):
         for offset in range(1, ratio):
             between = played[k * ratio + offset]
-            assert not np.array_equal(between, frames[k]) and not np.array_equal(between, frames[k + 1])
+            assert not np.array_equal(between, frames[k]) and not np.array_equal(
+                between, frames[k + 1]
+            )
 
 
 def test_frames_between_follow_the_motion():
@@ -95,7 +105,9 @@ def test_stopping_early_ends_ffmpeg():
 
 def test_an_ffmpeg_failure_is_an_error_with_its_message():
     # minterpolate needs frames of at least 32×32 (our sizes start at 64).
-    with pytest.raises(RuntimeError, match=r"ffmpeg's minterpolate stopped .*exit code .*Height or width < 32"):
+    with pytest.raises(
+        RuntimeError, match=r"ffmpeg's minterpolate stopped .*exit code .*Height or width < 32"
+    ):
         list(interpolate(np.zeros((4, 16, 16, 3), np.uint8), 8, 24))
     assert not ffmpeg_children()
 
@@ -103,10 +115,19 @@ def test_an_ffmpeg_failure_is_an_error_with_its_message():
 @pytest.mark.parametrize("output_format", ["mp4", "webm"])
 def test_the_video_plays_at_the_new_rate_for_the_same_duration(tmp_path, output_format):
     frames = moving_square(num_frames=16)
-    plain = read_video(write_video(frames, tmp_path / f"plain.{output_format}", fps=8, output_format=output_format))
+    plain = read_video(
+        write_video(frames, tmp_path / f"plain.{output_format}", fps=8, output_format=output_format)
+    )
     ticks = []
-    smooth = read_video(write_video(interpolate(frames, 8, 24), tmp_path / f"smooth.{output_format}", fps=24,
-                                    output_format=output_format, on_frame=lambda: ticks.append(1)))
+    smooth = read_video(
+        write_video(
+            interpolate(frames, 8, 24),
+            tmp_path / f"smooth.{output_format}",
+            fps=24,
+            output_format=output_format,
+            on_frame=lambda: ticks.append(1),
+        )
+    )
     assert smooth.fps == 24 and smooth.num_frames == 48 == len(ticks)
     assert smooth.num_frames / smooth.fps == plain.num_frames / plain.fps == 2
     # Where a generated frame plays, the video shows it as well as the plain video does.

@@ -46,8 +46,14 @@ with tempfile.NamedTemporaryFile(suffix=".xml") as report:
 
 def arenas(environment: dict[str, str]) -> int:
     inherited = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
-    result = subprocess.run([sys.executable, "-c", COUNT_ARENAS.format(repo=str(REPO))], cwd=REPO,
-                            env={**inherited, **environment}, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", COUNT_ARENAS.format(repo=str(REPO))],
+        cwd=REPO,
+        env={**inherited, **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(result.stdout.strip().splitlines()[-1])
 
 
@@ -55,7 +61,9 @@ def test_the_image_keeps_every_thread_in_one_arena():
     # cog.yaml's `environment`, which Cog writes into the image as ENV, in the KEY=VALUE form its
     # config parser accepts.
     entries = yaml.safe_load((REPO / "cog.yaml").read_text())["environment"]
-    assert all(isinstance(entry, str) and "=" in entry and entry.split("=", 1)[0] for entry in entries)
+    assert all(
+        isinstance(entry, str) and "=" in entry and entry.split("=", 1)[0] for entry in entries
+    )
     assert image_environment()["MALLOC_ARENA_MAX"] == "1"
     assert arenas(image_environment()) == 1
 

@@ -14,21 +14,34 @@ from pipelines.safety import SafetyChecker, UnsafeContentError, covering_squares
 MAGENTA, BLUE = (255, 0, 255), (20, 60, 200)
 
 
-@pytest.mark.parametrize("num_frames, checked", [
-    (16, [0, 4, 8, 12, 15]), (25, [0, 4, 8, 12, 16, 20, 24]), (8, [0, 4, 7]), (9, [0, 4, 8]), (32, [*range(0, 32, 4), 31]),
-])
+@pytest.mark.parametrize(
+    "num_frames, checked",
+    [
+        (16, [0, 4, 8, 12, 15]),
+        (25, [0, 4, 8, 12, 16, 20, 24]),
+        (8, [0, 4, 7]),
+        (9, [0, 4, 8]),
+        (32, [*range(0, 32, 4), 31]),
+    ],
+)
 def test_every_fourth_frame_and_the_last_are_checked(num_frames, checked):
     assert frames_to_check(num_frames) == checked
 
 
-@pytest.mark.parametrize("width, height, count", [(512, 512, 1), (1024, 576, 2), (576, 1024, 2), (216, 72, 3),
-                                                  (1024, 64, 16), (96, 64, 2)])
+@pytest.mark.parametrize(
+    "width, height, count",
+    [(512, 512, 1), (1024, 576, 2), (576, 1024, 2), (216, 72, 3), (1024, 64, 16), (96, 64, 2)],
+)
 def test_the_squares_cover_every_pixel_of_the_frame(width, height, count):
     boxes = covering_squares(width, height)
     assert len(boxes) == count
     covered = np.zeros((height, width), bool)
     for left, top, right, bottom in boxes:
-        assert right - left == bottom - top == min(width, height) and right <= width and bottom <= height
+        assert (
+            right - left == bottom - top == min(width, height)
+            and right <= width
+            and bottom <= height
+        )
         covered[top:bottom, left:right] = True
     assert covered.all()
 
@@ -45,7 +58,9 @@ def checker(tiny_weights_dir) -> SafetyChecker:
     model = loaded.checker
 
     def embedding(image):
-        pixels = loaded.feature_extractor(images=[image], return_tensors="pt").pixel_values.to(model.dtype)
+        pixels = loaded.feature_extractor(images=[image], return_tensors="pt").pixel_values.to(
+            model.dtype
+        )
         with torch.no_grad():
             return model.visual_projection(model.vision_model(pixels)[1])[0]
 
@@ -59,7 +74,11 @@ def checker(tiny_weights_dir) -> SafetyChecker:
 
 
 def test_the_checker_flags_what_its_concepts_match(checker):
-    assert checker.flagged([solid(MAGENTA), solid(BLUE), solid(MAGENTA, (100, 300))]) == [True, False, True]
+    assert checker.flagged([solid(MAGENTA), solid(BLUE), solid(MAGENTA, (100, 300))]) == [
+        True,
+        False,
+        True,
+    ]
 
 
 def test_the_edges_of_a_wide_frame_are_checked_not_only_its_centre(checker):
@@ -77,7 +96,9 @@ def test_a_flagged_frame_refuses_the_clip_naming_it(checker, capsys):
     assert "Safety checker: frames 1, 5, 9, 13, 16 of 16 passed." in capsys.readouterr().out
     flagged = frames.copy()
     flagged[8] = np.asarray(solid(MAGENTA))
-    with pytest.raises(UnsafeContentError, match="^the safety checker flagged frame 9 of 16 as possibly not safe"):
+    with pytest.raises(
+        UnsafeContentError, match="^the safety checker flagged frame 9 of 16 as possibly not safe"
+    ):
         checker.check_frames(flagged)
     # The sample's limit: a picture on screen for one unchecked frame only is not seen.
     between = frames.copy()
@@ -87,5 +108,7 @@ def test_a_flagged_frame_refuses_the_clip_naming_it(checker, capsys):
 
 def test_a_flagged_start_frame_names_where_it_came_from(checker):
     checker.check_start_frame(solid(BLUE, (128, 64)), "your image")
-    with pytest.raises(UnsafeContentError, match=r"^the safety checker flagged the start frame \(your image\)"):
+    with pytest.raises(
+        UnsafeContentError, match=r"^the safety checker flagged the start frame \(your image\)"
+    ):
         checker.check_start_frame(solid(MAGENTA, (128, 64)), "your image")

@@ -13,8 +13,13 @@ import safety_keyframe_flops as flops  # noqa: E402
 
 def test_the_checked_squares_per_video_follow_the_sample_and_the_frame_shape():
     assert flops.squares_checked(2) == 5  # frames 1, 5, 9, 13, 16 of 16, one square each
-    assert flops.squares_checked(3) == 2 * (7 + 1)  # 7 of 25 frames and the start frame, two squares each
-    assert flops.squares_checked(2, every_frame=True) == 16 and flops.squares_checked(3, every_frame=True) == 52
+    assert flops.squares_checked(3) == 2 * (
+        7 + 1
+    )  # 7 of 25 frames and the start frame, two squares each
+    assert (
+        flops.squares_checked(2, every_frame=True) == 16
+        and flops.squares_checked(3, every_frame=True) == 52
+    )
 
 
 def test_the_counts_agree_with_the_reference_counts_at_the_old_keyframe_size():

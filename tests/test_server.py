@@ -5,15 +5,27 @@ from __future__ import annotations
 import re
 
 import pytest
+from cog_server import (
+    PROGRESS_REGEX,
+    REFUSED_BY_SCHEMA,
+    decode_data_uri,
+    failure_text,
+    refused_fields,
+)
 
-from cog_server import PROGRESS_REGEX, REFUSED_BY_SCHEMA, decode_data_uri, failure_text, refused_fields
 from tests.declared_inputs import declared_inputs, refused_by_schema
 from tests.video_facts import read_video, top_level_boxes
 
 DECLARED = declared_inputs()
 
-SMALL = dict(prompt="a paper boat drifting down a rainy street", width=64, height=64,
-             num_frames=16, num_inference_steps=2, seed=42)
+SMALL = dict(
+    prompt="a paper boat drifting down a rainy street",
+    width=64,
+    height=64,
+    num_frames=16,
+    num_inference_steps=2,
+    seed=42,
+)
 
 
 def progress_percentages(logs: str) -> list[int]:
@@ -32,7 +44,12 @@ def test_sync_prediction_returns_the_video(server, tmp_path):
     path = tmp_path / "out.mp4"
     path.write_bytes(video)
     facts = read_video(path)
-    assert (facts.codec, facts.pixel_format, facts.width, facts.height) == ("h264", "yuv420p", 64, 64)
+    assert (facts.codec, facts.pixel_format, facts.width, facts.height) == (
+        "h264",
+        "yuv420p",
+        64,
+        64,
+    )
     assert facts.num_frames == 16 and facts.fps == 12
     boxes = top_level_boxes(path)
     assert boxes.index("moov") < boxes.index("mdat")
@@ -45,7 +62,9 @@ def test_sync_prediction_returns_the_video(server, tmp_path):
     assert len(percentages) >= 2 + 16  # denoising steps and every encoded frame
 
 
-@pytest.mark.parametrize("output_format, mime, codec", [("webm", "video/webm", "vp9"), ("gif", "image/gif", "gif")])
+@pytest.mark.parametrize(
+    "output_format, mime, codec", [("webm", "video/webm", "vp9"), ("gif", "image/gif", "gif")]
+)
 def test_other_formats(server, tmp_path, output_format, mime, codec):
     result = server.predict({**SMALL, "num_frames": 8, "output_format": output_format})
     assert result["status"] == "succeeded", result.get("error")
@@ -54,7 +73,9 @@ def test_other_formats(server, tmp_path, output_format, mime, codec):
     path = tmp_path / f"out.{output_format}"
     path.write_bytes(video)
     facts = read_video(path)
-    assert facts.codec == codec and facts.num_frames == 8 and (facts.width, facts.height) == (64, 64)
+    assert (
+        facts.codec == codec and facts.num_frames == 8 and (facts.width, facts.height) == (64, 64)
+    )
 
 
 def test_same_seed_gives_the_same_video_and_no_seed_prints_one(server):
@@ -68,22 +89,29 @@ def test_same_seed_gives_the_same_video_and_no_seed_prints_one(server):
     assert replay["output"] == random["output"]
 
 
-def test_a_null_input_is_refused_by_the_schema_and_taken_as_left_out_without_it(server, server_without_schema):
+def test_a_null_input_is_refused_by_the_schema_and_taken_as_left_out_without_it(
+    server, server_without_schema
+):
     """coglet 0.23.1 does not honour the schema's `nullable`: with the schema, `"seed": null` is a
     422 naming seed (README "Inputs": leave an input out instead). Without a schema, null means
     left out."""
     refused = server.predict({**SMALL, "seed": None})
     assert refused["status"] == REFUSED_BY_SCHEMA and refused_fields(refused) == ["seed"]
     assert "null" in failure_text(refused)
-    random = server_without_schema.predict({**SMALL, "seed": None, "num_frames": 8, "num_inference_steps": 1})
+    random = server_without_schema.predict(
+        {**SMALL, "seed": None, "num_frames": 8, "num_inference_steps": 1}
+    )
     assert random["status"] == "succeeded" and "(random;" in random["logs"]
 
 
 def test_async_prediction_reports_start_logs_and_completion_by_webhook(server, webhook):
     # Long enough (a few seconds) for coglet's throttled log webhooks to fire mid-prediction.
     # (start_async checks the 202 that accepts it.)
-    prediction_id = server.start_async({**SMALL, "num_inference_steps": 60}, webhook.url,
-                                       events=("start", "logs", "output", "completed"))
+    prediction_id = server.start_async(
+        {**SMALL, "num_inference_steps": 60},
+        webhook.url,
+        events=("start", "logs", "output", "completed"),
+    )
     events = webhook.wait_for_terminal(timeout=300)
     assert events[0]["status"] == "processing"
     assert events[-1]["status"] == "succeeded"
@@ -123,7 +151,9 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("bad, field", BAD_INPUTS, ids=[f"{k}={v!r}" for d, _ in BAD_INPUTS for k, v in d.items()])
+@pytest.mark.parametrize(
+    "bad, field", BAD_INPUTS, ids=[f"{k}={v!r}" for d, _ in BAD_INPUTS for k, v in d.items()]
+)
 def test_bad_input_fails_naming_the_field_and_the_server_stays_ready(each_server, bad, field):
     """With the schema, Cog answers 422 naming the field for what the schema can say (types,
     ranges, choices, lengths) and drops an unknown field, as Replicate does; the rest, and
@@ -142,4 +172,7 @@ def test_bad_input_fails_naming_the_field_and_the_server_stays_ready(each_server
     each_server.wait_until_ready(timeout=10)
     # And the next good prediction still works.
     if field == "colour":
-        assert each_server.predict({**SMALL, "num_frames": 8, "num_inference_steps": 1})["status"] == "succeeded"
+        assert (
+            each_server.predict({**SMALL, "num_frames": 8, "num_inference_steps": 1})["status"]
+            == "succeeded"
+        )

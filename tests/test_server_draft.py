@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from cog_server import REFUSED_BY_SCHEMA, decode_data_uri, failure_text, refused_fields
+
 from pipelines.draft import CAMERA_MOTIONS
 from pipelines.inputs import resolve_request
 from pipelines.video import to_uint8, write_video
@@ -18,8 +18,14 @@ from tests.test_server_reliability import cancel_in_stage
 from tests.video_facts import read_video
 
 DECLARED = declared_inputs()
-STANDARD = dict(prompt="a paper boat drifting down a rainy street", width=64, height=64, num_frames=8,
-                num_inference_steps=2, seed=42)
+STANDARD = dict(
+    prompt="a paper boat drifting down a rainy street",
+    width=64,
+    height=64,
+    num_frames=8,
+    num_inference_steps=2,
+    seed=42,
+)
 DRAFT = dict(STANDARD, draft=True)
 
 
@@ -34,18 +40,24 @@ def frames_of(video: bytes, tmp_path, name: str):
     return read_video(path).frames
 
 
-def test_a_draft_is_the_model_cards_recipe_and_says_what_it_ignored(server, tiny_weights_dir, tmp_path):
+def test_a_draft_is_the_model_cards_recipe_and_says_what_it_ignored(
+    server, tiny_weights_dir, tmp_path
+):
     result = server.predict(DRAFT)
     served = frames_of(video_of(result), tmp_path, "served")
-    assert "Draft (AnimateDiff-Lightning): 4 steps, guidance 1.0, no camera move; draft ignores " \
-           "num_inference_steps and guidance_scale (sent: num_inference_steps=2)" in result["logs"]
+    assert (
+        "Draft (AnimateDiff-Lightning): 4 steps, guidance 1.0, no camera move; draft ignores "
+        "num_inference_steps and guidance_scale (sent: num_inference_steps=2)" in result["logs"]
+    )
 
     # The stock recipe's frames, written to a video the way the server writes ours: both go through
     # the same lossy encoder, so equal frames in give equal frames out.
     request = resolve_request(DRAFT)
     with torch.inference_mode():
         stock = model_card_frames(model_card_pipeline(tiny_weights_dir), request)
-    path = write_video(to_uint8(stock), tmp_path / "stock.mp4", fps=request.fps, output_format="mp4")
+    path = write_video(
+        to_uint8(stock), tmp_path / "stock.mp4", fps=request.fps, output_format="mp4"
+    )
     assert served.shape == (8, 64, 64, 3)
     assert (served == read_video(path).frames).all()
 
@@ -60,14 +72,25 @@ def test_each_camera_motion_changes_the_clip_and_is_gone_on_the_next_request(ser
         assert video_of(server.predict(DRAFT)) == plain, f"{camera_motion} stayed active"
     assert len(set(moved.values())) == len(CAMERA_MOTIONS)  # each move is its own LoRA
     # Strength is applied: 0 is no move at all, and a weaker move is another clip.
-    assert video_of(server.predict({**DRAFT, "camera_motion": "zoom_in", "camera_motion_strength": 0.0})) == plain
-    weaker = video_of(server.predict({**DRAFT, "camera_motion": "zoom_in", "camera_motion_strength": 0.3}))
+    assert (
+        video_of(
+            server.predict({**DRAFT, "camera_motion": "zoom_in", "camera_motion_strength": 0.0})
+        )
+        == plain
+    )
+    weaker = video_of(
+        server.predict({**DRAFT, "camera_motion": "zoom_in", "camera_motion_strength": 0.3})
+    )
     assert weaker not in (plain, moved["zoom_in"])
 
 
 def test_a_draft_in_between_leaves_the_standard_clip_byte_identical(server):
     before = video_of(server.predict(STANDARD))
-    draft = video_of(server.predict({**DRAFT, "camera_motion": "roll_anticlockwise", "camera_motion_strength": 1.5}))
+    draft = video_of(
+        server.predict(
+            {**DRAFT, "camera_motion": "roll_anticlockwise", "camera_motion_strength": 1.5}
+        )
+    )
     after = video_of(server.predict(STANDARD))
     assert after == before and draft != before
 
@@ -92,13 +115,25 @@ BAD_INPUTS = [
     ({"draft": "yes"}, "draft", "true or false"),
     ({"draft": 1}, "draft", "true or false"),
     ({"camera_motion": "dolly_zoom", "draft": True}, "camera_motion", "must be one of"),
-    ({"camera_motion": "zoom_out", "draft": True, "camera_motion_strength": 1.6}, "camera_motion_strength", "from 0.0 to 1.5"),
-    ({"camera_motion": "zoom_out", "draft": True, "camera_motion_strength": "strong"}, "camera_motion_strength", "a number"),
+    (
+        {"camera_motion": "zoom_out", "draft": True, "camera_motion_strength": 1.6},
+        "camera_motion_strength",
+        "from 0.0 to 1.5",
+    ),
+    (
+        {"camera_motion": "zoom_out", "draft": True, "camera_motion_strength": "strong"},
+        "camera_motion_strength",
+        "a number",
+    ),
 ]
 
 
-@pytest.mark.parametrize("bad, field, message", BAD_INPUTS, ids=[repr(bad) for bad, _, _ in BAD_INPUTS])
-def test_a_draft_input_where_it_does_not_apply_fails_naming_the_field(each_server, bad, field, message):
+@pytest.mark.parametrize(
+    "bad, field, message", BAD_INPUTS, ids=[repr(bad) for bad, _, _ in BAD_INPUTS]
+)
+def test_a_draft_input_where_it_does_not_apply_fails_naming_the_field(
+    each_server, bad, field, message
+):
     """With the schema, Cog's 422 for what it can say (types, choices, ranges); the rest, and
     everything without a schema, a failed prediction whose error names the field."""
     result = each_server.predict({**STANDARD, **bad})

@@ -10,10 +10,10 @@ import re
 import shutil
 
 import pytest
-from PIL import Image
-
 from cog_server import REFUSED_BY_SCHEMA, CogServer, decode_data_uri, failure_text, refused_fields
 from make_tiny_weights import make_safety_checker
+from PIL import Image
+
 from tests.video_facts import read_video
 from weights import VERIFIED_CACHE, write_lock
 
@@ -43,10 +43,16 @@ def test_a_thai_prompt_is_translated_logged_and_used(server, inputs):
     replay = succeeded(server.predict({**inputs, **english, "translate_prompt": False}))
     assert replay["output"] == thai["output"] and not translations(replay["logs"])
     # ... and the Thai as written would have given another one.
-    as_written = succeeded(server.predict({**inputs, "prompt": THAI, "negative_prompt": "ภาพเบลอ",
-                                           "translate_prompt": False}))
+    as_written = succeeded(
+        server.predict(
+            {**inputs, "prompt": THAI, "negative_prompt": "ภาพเบลอ", "translate_prompt": False}
+        )
+    )
     assert as_written["output"] != thai["output"]
-    assert "prompt contains Thai and translate_prompt=false: CLIP reads it as written." in as_written["logs"]
+    assert (
+        "prompt contains Thai and translate_prompt=false: CLIP reads it as written."
+        in as_written["logs"]
+    )
 
 
 def test_mixed_thai_and_english_keeps_the_english_as_written(server):
@@ -62,11 +68,15 @@ def test_english_is_not_translated(server):
     assert not translations(result["logs"]) and "translate_prompt=false" not in result["logs"]
 
 
-@pytest.mark.parametrize("field, text", [
-    ("prompt", "مشهد على الشاطئ عند الغروب"),  # Arabic
-    ("prompt", "Ночная сцена, дождь на улице города"),  # Russian
-    ("negative_prompt", "夜景，城市街道上的雨"),  # Chinese
-], ids=["arabic prompt", "russian prompt", "chinese negative_prompt"])
+@pytest.mark.parametrize(
+    "field, text",
+    [
+        ("prompt", "مشهد على الشاطئ عند الغروب"),  # Arabic
+        ("prompt", "Ночная сцена, дождь на улице города"),  # Russian
+        ("negative_prompt", "夜景，城市街道上的雨"),  # Chinese
+    ],
+    ids=["arabic prompt", "russian prompt", "chinese negative_prompt"],
+)
 def test_a_script_clip_cannot_read_fails_naming_the_field(each_server, field, text):
     inputs = {**TIER2, "prompt": "a paper boat", field: text}
     result = each_server.predict(inputs)
@@ -86,21 +96,34 @@ def test_tier3_with_an_image_reads_no_text_so_checks_none(server):
     assert not translations(result["logs"])
 
 
-@pytest.mark.parametrize("field, value", [("translate_prompt", "yes"), ("translate_prompt", 1),
-                                          ("disable_safety_checker", "true"), ("disable_safety_checker", 0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("translate_prompt", "yes"),
+        ("translate_prompt", 1),
+        ("disable_safety_checker", "true"),
+        ("disable_safety_checker", 0),
+    ],
+)
 def test_a_switch_takes_true_or_false_only(each_server, field, value):
     result = each_server.predict({**TIER2, "prompt": "a kite", field: value})
     if each_server.schema is not None:
         assert result["status"] == REFUSED_BY_SCHEMA and refused_fields(result) == [field], result
     else:
-        assert result["status"] == "failed" and f"InputError: {field} must be true or false" in result["error"]
+        assert (
+            result["status"] == "failed"
+            and f"InputError: {field} must be true or false" in result["error"]
+        )
     each_server.wait_until_ready(timeout=10)
 
 
 def test_the_keyframe_renders_at_sdxls_training_size_and_the_video_keeps_its_size(server, tmp_path):
     result = succeeded(server.predict({**TIER3, "prompt": "a red tram crossing a bridge"}))
     # 128×64 is 2:1: SDXL's 1408×704 bucket, at half size for the tiny UNet (sample_size 64 × 8).
-    assert "Keyframe: 704×352 (SDXL's training size for this aspect ratio), scaled to 128×64" in result["logs"]
+    assert (
+        "Keyframe: 704×352 (SDXL's training size for this aspect ratio), scaled to 128×64"
+        in result["logs"]
+    )
     video = tmp_path / "out.mp4"
     video.write_bytes(decode_data_uri(result["output"])[1])
     assert (read_video(video).width, read_video(video).height) == (128, 64)
@@ -156,8 +179,10 @@ def predict_with_logs(server, webhook, inputs: dict) -> tuple[dict, str]:
 def test_a_flagged_tier2_clip_fails_before_encoding_with_no_output(flagging_server, webhook):
     result, logs = predict_with_logs(flagging_server, webhook, {**TIER2, "prompt": "a kite"})
     assert result["status"] == "failed" and result.get("output") is None
-    assert ("UnsafeContentError: the safety checker flagged frames 1, 5, 8 of 8 as possibly not safe for work; "
-            "no video is returned.") in result["error"]
+    assert (
+        "UnsafeContentError: the safety checker flagged frames 1, 5, 8 of 8 as possibly not safe for work; "
+        "no video is returned."
+    ) in result["error"]
     assert "disable_safety_checker=true" in result["error"]
     assert {"denoising", "decoding"} <= stages(logs) and "encoding" not in stages(logs)
     flagging_server.wait_until_ready(timeout=10)
@@ -165,11 +190,17 @@ def test_a_flagged_tier2_clip_fails_before_encoding_with_no_output(flagging_serv
 
 @pytest.mark.parametrize("start, source", [("text", "the SDXL keyframe"), ("image", "your image")])
 def test_a_flagged_start_frame_is_never_animated(flagging_server, webhook, start, source):
-    inputs = {**TIER3, "prompt": "a kite"} if start == "text" else {
-        **TIER3, "image": "data:image/png;base64," + base64.b64encode(png_bytes()).decode()}
+    inputs = (
+        {**TIER3, "prompt": "a kite"}
+        if start == "text"
+        else {**TIER3, "image": "data:image/png;base64," + base64.b64encode(png_bytes()).decode()}
+    )
     result, logs = predict_with_logs(flagging_server, webhook, inputs)
     assert result["status"] == "failed" and result.get("output") is None
-    assert f"UnsafeContentError: the safety checker flagged the start frame ({source})" in result["error"]
+    assert (
+        f"UnsafeContentError: the safety checker flagged the start frame ({source})"
+        in result["error"]
+    )
     assert "animating" not in stages(logs)
     assert ("keyframe" in stages(logs)) == (start == "text")
     flagging_server.wait_until_ready(timeout=10)

@@ -10,12 +10,17 @@ import time
 
 import pytest
 import requests
-
 from cog_server import TERMINAL, CogServer, WebhookReceiver, free_port
 
 # Long enough on tiny weights (about 3 s on two cores) to act while it runs.
-LONG = dict(prompt="a slow sunrise over the sea", width=64, height=64, num_frames=16,
-            num_inference_steps=100, seed=3)
+LONG = dict(
+    prompt="a slow sunrise over the sea",
+    width=64,
+    height=64,
+    num_frames=16,
+    num_inference_steps=100,
+    seed=3,
+)
 QUICK = dict(LONG, num_frames=8, num_inference_steps=1)
 # Cog raises CancelationException at the worker's next Python bytecode, so a cancel waits at most
 # for the torch call that is running (one step's layer, one decode chunk's layer, one frame's
@@ -48,13 +53,22 @@ CANCEL_IN = {
     "tier2-denoising": ("denoising", LONG),
     "tier2-decoding": ("decoding", dict(QUICK, width=512, height=512, num_frames=32)),
     "tier2-encoding": ("encoding", dict(QUICK, width=512, height=512, num_frames=32)),
-    "tier3-keyframe": ("keyframe", dict(QUICK, tier=3, width=1024, height=576, num_inference_steps=100)),
-    "tier3-animating": ("animating", dict(QUICK, tier=3, width=128, height=64, num_frames=25, num_inference_steps=100)),
+    "tier3-keyframe": (
+        "keyframe",
+        dict(QUICK, tier=3, width=1024, height=576, num_inference_steps=100),
+    ),
+    "tier3-animating": (
+        "animating",
+        dict(QUICK, tier=3, width=128, height=64, num_frames=25, num_inference_steps=100),
+    ),
     "tier3-decoding": ("decoding", dict(QUICK, tier=3, width=512, height=256, num_frames=25)),
     # A long shot: FreeNoise's windows over 96 frames, and film-rate playback (frames made between
     # the generated ones while the video is written).
     "tier2-long-denoising": ("denoising", dict(LONG, num_frames=96)),
-    "tier2-interpolating": ("interpolating", dict(QUICK, width=256, height=256, num_frames=32, interpolate_to_fps=56)),
+    "tier2-interpolating": (
+        "interpolating",
+        dict(QUICK, width=256, height=256, num_frames=32, interpolate_to_fps=56),
+    ),
 }
 
 
@@ -66,14 +80,18 @@ def stages_in(logs: str) -> list[str]:
 def worker_children(server) -> list[tuple[str, str]]:
     """(state, command) of every process the worker started (ffmpeg, while encoding)."""
     [worker] = server.worker_pids()
-    rows = subprocess.run(["ps", "-o", "stat=,comm=", "--ppid", str(worker)], capture_output=True, text=True).stdout
+    rows = subprocess.run(
+        ["ps", "-o", "stat=,comm=", "--ppid", str(worker)], capture_output=True, text=True
+    ).stdout
     return [tuple(row.split(None, 1)) for row in rows.splitlines()]
 
 
 def wait_for_ffmpeg(server, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while not any(command.startswith("ffmpeg") and not state.startswith("Z")
-                  for state, command in worker_children(server)):
+    while not any(
+        command.startswith("ffmpeg") and not state.startswith("Z")
+        for state, command in worker_children(server)
+    ):
         assert time.monotonic() < deadline, "ffmpeg never started"
         time.sleep(0.02)
 
@@ -114,11 +132,15 @@ def test_cancel_in_any_stage_ends_canceled_promptly(server, record_property, cas
     assert final["status"] == "canceled"
     # It ended in the stage it was meant to. The encode is known by its ffmpeg process (it runs only
     # while frames are written), so its first progress line may not have been printed yet.
-    assert stages_in(final["logs"])[-1] in ((stage,) if stage != "encoding" else ("decoding", "encoding"))
+    assert stages_in(final["logs"])[-1] in (
+        (stage,) if stage != "encoding" else ("decoding", "encoding")
+    )
     assert took < CANCEL_BOUND_S
     assert not final.get("output")
     # An encoder cut off is killed: no ffmpeg goes on running (Python reaps the exited one later).
-    assert all(state.startswith("Z") for state, _ in worker_children(server)), worker_children(server)
+    assert all(state.startswith("Z") for state, _ in worker_children(server)), worker_children(
+        server
+    )
     server.wait_until_ready(timeout=10)
     assert server.predict(QUICK)["status"] == "succeeded"
 
@@ -179,13 +201,21 @@ def test_a_lost_gpu_reports_unhealthy_with_the_cuda_error(tiny_weights_dir, tmp_
     """healthcheck() raises with CUDA's message; Cog reports UNHEALTHY and shows it. coglet still
     takes predictions then (here they run, the models being on the CPU): taking the container out
     is left to whatever reads the health check."""
-    cog = CogServer(tiny_weights_dir, tmp_path / "server.log", predictor="tests/gpu_lost.py:RunnerWithALostGpu")
+    cog = CogServer(
+        tiny_weights_dir, tmp_path / "server.log", predictor="tests/gpu_lost.py:RunnerWithALostGpu"
+    )
     try:
         health = first_health_after_setup(cog)
         assert health["status"] == "UNHEALTHY", health
         assert health["user_healthcheck_error"].startswith(
-            "Healthcheck failed: RuntimeError: the GPU no longer answers: "), health
-        assert requests.post(f"{cog.url}/predictions", json={"input": QUICK}, timeout=60).json()["status"] == "succeeded"
+            "Healthcheck failed: RuntimeError: the GPU no longer answers: "
+        ), health
+        assert (
+            requests.post(f"{cog.url}/predictions", json={"input": QUICK}, timeout=60).json()[
+                "status"
+            ]
+            == "succeeded"
+        )
     finally:
         cog.stop()
 
@@ -193,12 +223,16 @@ def test_a_lost_gpu_reports_unhealthy_with_the_cuda_error(tiny_weights_dir, tmp_
 def test_a_hung_gpu_reports_unhealthy_after_cogs_timeout(tiny_weights_dir, tmp_path):
     """A health check that never returns (a GPU whose sync hangs) does not hang /health-check:
     coglet gives up after 5 s and reports UNHEALTHY, each time it is asked."""
-    cog = CogServer(tiny_weights_dir, tmp_path / "server.log", predictor="tests/gpu_lost.py:RunnerWithAHungGpu")
+    cog = CogServer(
+        tiny_weights_dir, tmp_path / "server.log", predictor="tests/gpu_lost.py:RunnerWithAHungGpu"
+    )
     try:
         for health in (first_health_after_setup(cog), cog.health()):
             assert health["status"] == "UNHEALTHY", health
-            assert health["user_healthcheck_error"] == \
-                "Healthcheck failed: user-defined healthcheck timed out after 5.0 seconds", health
+            assert (
+                health["user_healthcheck_error"]
+                == "Healthcheck failed: user-defined healthcheck timed out after 5.0 seconds"
+            ), health
     finally:
         cog.stop()
 

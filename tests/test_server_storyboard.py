@@ -6,16 +6,28 @@ from __future__ import annotations
 import re
 
 import pytest
+from cog_server import (
+    PROGRESS_REGEX,
+    REFUSED_BY_SCHEMA,
+    decode_data_uri,
+    failure_text,
+    refused_fields,
+)
 
-from cog_server import PROGRESS_REGEX, REFUSED_BY_SCHEMA, decode_data_uri, failure_text, refused_fields
 from pipelines.video import to_uint8, write_video
 from tests.declared_inputs import declared_inputs, refused_by_schema
 from tests.long_shot import LONG_SHOT
 from tests.video_facts import psnr, read_video
 
 DECLARED = declared_inputs()
-SMALL = dict(prompt="a paper boat drifting down a rainy street", width=64, height=64, num_frames=16,
-             num_inference_steps=2, seed=42)
+SMALL = dict(
+    prompt="a paper boat drifting down a rainy street",
+    width=64,
+    height=64,
+    num_frames=16,
+    num_inference_steps=2,
+    seed=42,
+)
 
 
 def video_of(result: dict, path):
@@ -25,14 +37,18 @@ def video_of(result: dict, path):
     return read_video(path)
 
 
-def test_a_long_shot_follows_its_schedule_and_equals_stock_free_noise(server, stock_long_shot, tmp_path):
+def test_a_long_shot_follows_its_schedule_and_equals_stock_free_noise(
+    server, stock_long_shot, tmp_path
+):
     """96 frames in three segments: the video holds the frames diffusers' stock FreeNoise pipeline
     makes for the same inputs (encoded here the same way), and the logs say how the schedule was read."""
     _, stock_frames = stock_long_shot
     result = server.predict(LONG_SHOT)
     facts = video_of(result, tmp_path / "shot.mp4")
     assert (facts.num_frames, facts.fps, facts.width, facts.height) == (96, 8, 64, 64)
-    expected = read_video(write_video(to_uint8(stock_frames), tmp_path / "stock.mp4", fps=8, output_format="mp4"))
+    expected = read_video(
+        write_video(to_uint8(stock_frames), tmp_path / "stock.mp4", fps=8, output_format="mp4")
+    )
     assert (facts.frames == expected.frames).all()
     assert "Prompt schedule as understood" in result["logs"]
     assert "frames 48–95: 'a man in a red coat, he sits down'" in result["logs"]
@@ -40,10 +56,15 @@ def test_a_long_shot_follows_its_schedule_and_equals_stock_free_noise(server, st
 
 @pytest.mark.parametrize(
     "inputs, ratio",
-    [(dict(SMALL, tier=2), 3), (dict(SMALL, tier=3, width=128, num_frames=8, guidance_scale=5.0), 4)],
+    [
+        (dict(SMALL, tier=2), 3),
+        (dict(SMALL, tier=3, width=128, num_frames=8, guidance_scale=5.0), 4),
+    ],
     ids=["tier 2 at 8 fps", "tier 3 at 6 fps"],
 )
-def test_film_rate_playback_keeps_the_duration_and_every_generated_frame(server, tmp_path, inputs, ratio):
+def test_film_rate_playback_keeps_the_duration_and_every_generated_frame(
+    server, tmp_path, inputs, ratio
+):
     plain = video_of(server.predict(inputs), tmp_path / "plain.mp4")
     result = server.predict({**inputs, "interpolate_to_fps": 24})
     smooth = video_of(result, tmp_path / "smooth.mp4")
@@ -54,10 +75,18 @@ def test_film_rate_playback_keeps_the_duration_and_every_generated_frame(server,
     # the plain video shows it (both lossy encodes of it), more alike than any other pair.
     for k in range(plain.num_frames):
         here = psnr(smooth.frames[k * ratio], plain.frames[k])
-        others = [psnr(smooth.frames[k * ratio], plain.frames[j]) for j in range(plain.num_frames) if j != k]
+        others = [
+            psnr(smooth.frames[k * ratio], plain.frames[j])
+            for j in range(plain.num_frames)
+            if j != k
+        ]
         assert here > 25 and here > max(others) + 10, (k, here, max(others))
     assert "Playing at 24 fps" in result["logs"]
-    percentages = [int(m.group(1)) for line in result["logs"].splitlines() if (m := re.match(PROGRESS_REGEX, line))]
+    percentages = [
+        int(m.group(1))
+        for line in result["logs"].splitlines()
+        if (m := re.match(PROGRESS_REGEX, line))
+    ]
     assert percentages == sorted(percentages) and percentages[-1] == 100
     assert ", interpolating]" in result["logs"]
 

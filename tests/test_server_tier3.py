@@ -10,9 +10,9 @@ import re
 import threading
 
 import pytest
+from cog_server import PROGRESS_REGEX, decode_data_uri
 from PIL import Image
 
-from cog_server import PROGRESS_REGEX, decode_data_uri
 from tests.video_facts import read_video
 
 SMALL = dict(tier=3, width=128, height=64, num_frames=8, num_inference_steps=2, seed=5)
@@ -43,20 +43,33 @@ def check_video(result, tmp_path, num_frames=8, fps=6):
     path = tmp_path / "out.mp4"
     path.write_bytes(video)
     facts = read_video(path)
-    assert (facts.codec, facts.pixel_format, facts.width, facts.height) == ("h264", "yuv420p", 128, 64)
+    assert (facts.codec, facts.pixel_format, facts.width, facts.height) == (
+        "h264",
+        "yuv420p",
+        128,
+        64,
+    )
     assert facts.num_frames == num_frames and facts.fps == fps
-    percentages = [int(m.group(1)) for line in result["logs"].splitlines() if (m := re.match(PROGRESS_REGEX, line))]
+    percentages = [
+        int(m.group(1))
+        for line in result["logs"].splitlines()
+        if (m := re.match(PROGRESS_REGEX, line))
+    ]
     assert percentages[-1] == 100 and percentages == sorted(percentages)
     return result["logs"]
 
 
 def test_tier3_from_text(server, tmp_path):
-    logs = check_video(server.predict({**SMALL, "prompt": "a red tram crossing a bridge"}), tmp_path)
+    logs = check_video(
+        server.predict({**SMALL, "prompt": "a red tram crossing a bridge"}), tmp_path
+    )
     assert "keyframe" in logs and "animating" in logs and "an SDXL keyframe" in logs
 
 
 def test_tier3_from_an_image_url(server, image_host, tmp_path):
-    logs = check_video(server.predict({**SMALL, "image": f"{image_host}/start.png", "fps": 10}), tmp_path, fps=10)
+    logs = check_video(
+        server.predict({**SMALL, "image": f"{image_host}/start.png", "fps": 10}), tmp_path, fps=10
+    )
     assert "the caller's image" in logs and "keyframe" not in logs.replace("SDXL keyframe", "")
 
 
@@ -70,12 +83,20 @@ def test_tier3_from_a_data_uri_without_prompt(server, tmp_path):
     [
         ("file:///etc/passwd", "local paths and file:// are not read"),
         ("/etc/hostname", "local paths and file:// are not read"),
-        ("data:image/png;base64," + base64.b64encode(b"not an image").decode(), "not a readable image file"),
-        ("data:image/png;base64," + base64.b64encode(png_bytes()[:-30]).decode(), "could not be decoded"),
+        (
+            "data:image/png;base64," + base64.b64encode(b"not an image").decode(),
+            "not a readable image file",
+        ),
+        (
+            "data:image/png;base64," + base64.b64encode(png_bytes()[:-30]).decode(),
+            "could not be decoded",
+        ),
     ],
     ids=["file URL", "local path", "text as png", "truncated"],
 )
-def test_bad_image_fails_naming_image_and_server_stays_ready(each_server, image_host, image, message):
+def test_bad_image_fails_naming_image_and_server_stays_ready(
+    each_server, image_host, image, message
+):
     # The schema lets each through (a string, as its `format: uri` allows): our check refuses it.
     result = each_server.predict({**SMALL, "image": image})
     assert result["status"] == "failed"
@@ -101,6 +122,8 @@ def test_a_tier3_limit_the_schema_cannot_express_is_ours(each_server):
 
 
 def test_image_with_tier2_is_an_error(each_server, image_host):
-    result = each_server.predict({**SMALL, "tier": 2, "prompt": "x", "image": f"{image_host}/start.png"})
+    result = each_server.predict(
+        {**SMALL, "tier": 2, "prompt": "x", "image": f"{image_host}/start.png"}
+    )
     assert result["status"] == "failed"
     assert "image is only used by tier 3" in result["error"]

@@ -25,8 +25,15 @@ def tier2(tiny_weights_dir):
 
 
 def small_request(**overrides):
-    inputs = dict(tier=2, prompt="a lighthouse in a storm, waves crashing", width=64, height=64,
-                  num_frames=16, num_inference_steps=3, seed=1234)
+    inputs = dict(
+        tier=2,
+        prompt="a lighthouse in a storm, waves crashing",
+        width=64,
+        height=64,
+        num_frames=16,
+        num_inference_steps=3,
+        seed=1234,
+    )
     inputs.update(overrides)
     return resolve_request(inputs)
 
@@ -41,14 +48,25 @@ def generate(tier2, request):
 def stock_pipeline(weights_dir):
     """How diffusers' AnimateDiff docs build the v3 pipeline, independently of our loader."""
     sd15 = WEIGHT_SETS["sd15"].path(weights_dir)
-    adapter = MotionAdapter.from_pretrained(WEIGHT_SETS["animatediff"].path(weights_dir), dtype=torch.float32)
+    adapter = MotionAdapter.from_pretrained(
+        WEIGHT_SETS["animatediff"].path(weights_dir), dtype=torch.float32
+    )
     scheduler = DDIMScheduler.from_pretrained(
-        sd15, subfolder="scheduler", clip_sample=False, timestep_spacing="linspace",
-        beta_schedule="linear", steps_offset=1,
+        sd15,
+        subfolder="scheduler",
+        clip_sample=False,
+        timestep_spacing="linspace",
+        beta_schedule="linear",
+        steps_offset=1,
     )
     return AnimateDiffPipeline.from_pretrained(
-        sd15, motion_adapter=adapter, scheduler=scheduler, variant="fp16", dtype=torch.float32,
-        feature_extractor=None, image_encoder=None,
+        sd15,
+        motion_adapter=adapter,
+        scheduler=scheduler,
+        variant="fp16",
+        dtype=torch.float32,
+        feature_extractor=None,
+        image_encoder=None,
     )
 
 
@@ -57,9 +75,15 @@ def test_frames_equal_stock_animatediff_pipeline(tier2, tiny_weights_dir):
     ours = generate(tier2, request)
 
     stock = stock_pipeline(tiny_weights_dir)(
-        prompt=request.prompt, negative_prompt="blurry", num_frames=16, height=64, width=64,
-        num_inference_steps=3, guidance_scale=6.0,
-        generator=torch.Generator("cpu").manual_seed(1234), output_type="np",
+        prompt=request.prompt,
+        negative_prompt="blurry",
+        num_frames=16,
+        height=64,
+        width=64,
+        num_inference_steps=3,
+        guidance_scale=6.0,
+        generator=torch.Generator("cpu").manual_seed(1234),
+        output_type="np",
     ).frames[0]
 
     assert ours.shape == stock.shape == (16, 64, 64, 3)
@@ -75,7 +99,9 @@ def test_same_seed_same_frames_other_seed_other_frames(tier2):
 
 
 def test_sizes_that_are_multiples_of_8_but_not_64_work(tier2):
-    frames = generate(tier2, small_request(width=72, height=88, num_frames=8, num_inference_steps=1))
+    frames = generate(
+        tier2, small_request(width=72, height=88, num_frames=8, num_inference_steps=1)
+    )
     assert frames.shape == (8, 88, 72, 3)
 
 
@@ -86,14 +112,20 @@ def test_more_frames_than_one_decode_chunk(tier2):
 
 def test_scheduler_is_animatediff_v3s(tier2):
     config = tier2.pipeline.scheduler.config
-    assert (config.beta_schedule, config.clip_sample, config.timestep_spacing, config.steps_offset) == (
-        "linear", False, "linspace", 1)
+    assert (
+        config.beta_schedule,
+        config.clip_sample,
+        config.timestep_spacing,
+        config.steps_offset,
+    ) == ("linear", False, "linspace", 1)
 
 
 def test_motion_adapter_weights_are_held_once(tier2):
     # The adapter stays (FreeNoise reads its config) but its modules are the UNet's own.
     unet_weights = {parameter.data_ptr() for parameter in tier2.pipeline.unet.parameters()}
-    adapter_weights = [parameter.data_ptr() for parameter in tier2.pipeline.motion_adapter.parameters()]
+    adapter_weights = [
+        parameter.data_ptr() for parameter in tier2.pipeline.motion_adapter.parameters()
+    ]
     assert adapter_weights and all(pointer in unet_weights for pointer in adapter_weights)
     assert type(tier2.pipeline.unet).__name__ == "UNetMotionModel"
 
@@ -102,7 +134,10 @@ def test_long_prompt_is_cut_and_the_user_is_told(tier2):
     # The tiny tokenizer reads one token per character: 200 characters is far past 77 tokens.
     printed = io.StringIO()
     with redirect_stdout(printed):
-        generate(tier2, small_request(prompt="a very long prompt " * 10, num_inference_steps=1, num_frames=8))
+        generate(
+            tier2,
+            small_request(prompt="a very long prompt " * 10, num_inference_steps=1, num_frames=8),
+        )
     assert "CLIP reads the first 77" in printed.getvalue()
 
 
@@ -118,18 +153,28 @@ def test_long_shot_with_a_schedule_equals_stock_free_noise(tier2, stock_long_sho
         ours = generate(tier2, request)
     assert ours.shape == stock.shape == (96, 64, 64, 3)
     np.testing.assert_array_equal(ours, stock)
-    assert ("  frame 0: 'a man in a red coat, he opens the door'\n"
-            "  frame 24: 'a man in a red coat, he steps inside'\n"
-            "  frames 48–95: 'a man in a red coat, he sits down'") in printed.getvalue()
+    assert (
+        "  frame 0: 'a man in a red coat, he opens the door'\n"
+        "  frame 24: 'a man in a red coat, he steps inside'\n"
+        "  frames 48–95: 'a man in a red coat, he sits down'"
+    ) in printed.getvalue()
 
 
 def test_a_schedule_on_a_clip_shorter_than_a_window_equals_stock(tier2, tiny_weights_dir):
-    request = small_request(num_frames=8, num_inference_steps=2, prompt="a kite", prompt_schedule="0: rises | 5: falls")
+    request = small_request(
+        num_frames=8, num_inference_steps=2, prompt="a kite", prompt_schedule="0: rises | 5: falls"
+    )
     stock = stock_pipeline(tiny_weights_dir)
     stock.enable_free_noise(context_length=8, context_stride=4)  # the clip is one window
     expected = stock(
-        prompt={0: "a kite, rises", 5: "a kite, falls"}, num_frames=8, height=64, width=64, num_inference_steps=2,
-        guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(1234), output_type="np",
+        prompt={0: "a kite, rises", 5: "a kite, falls"},
+        num_frames=8,
+        height=64,
+        width=64,
+        num_inference_steps=2,
+        guidance_scale=7.5,
+        generator=torch.Generator("cpu").manual_seed(1234),
+        output_type="np",
     ).frames[0]
     np.testing.assert_array_equal(generate(tier2, request), expected)
 
@@ -145,8 +190,12 @@ class MotionBlocksWhileDenoising(Progress):
     def advance(self, stage: str, units: int = 1) -> None:
         if stage == "denoising":
             unet = self.pipeline.unet
-            blocks = {type(block).__name__ for unet_block in (*unet.down_blocks, *unet.up_blocks)
-                      for motion_module in unet_block.motion_modules for block in motion_module.transformer_blocks}
+            blocks = {
+                type(block).__name__
+                for unet_block in (*unet.down_blocks, *unet.up_blocks)
+                for motion_module in unet_block.motion_modules
+                for block in motion_module.transformer_blocks
+            }
             self.seen.add((frozenset(blocks), self.pipeline.free_noise_enabled))
         super().advance(stage, units)
 
@@ -156,15 +205,20 @@ class MotionBlocksWhileDenoising(Progress):
     [(16, "", False), (32, "", False), (33, "", True), (8, "0: a door | 4: a window", True)],
     ids=["16 frames", "32 frames", "33 frames", "8 frames with a schedule"],
 )
-def test_free_noise_runs_only_past_32_frames_or_with_a_schedule_and_is_gone_afterwards(tier2, num_frames, schedule, free_noise):
+def test_free_noise_runs_only_past_32_frames_or_with_a_schedule_and_is_gone_afterwards(
+    tier2, num_frames, schedule, free_noise
+):
     request = small_request(num_frames=num_frames, num_inference_steps=1, prompt_schedule=schedule)
     unet = tier2.pipeline.unet
     modules_before = [id(module) for module in unet.modules()]
     progress = MotionBlocksWhileDenoising(tier2.progress_units(request), tier2.pipeline)
     assert tier2.generate(request, progress).shape == (num_frames, 64, 64, 3)
     # Split inference wraps FreeNoise's blocks, so its wrapper is what the motion modules hold then.
-    assert progress.seen == ({(frozenset({"SplitInferenceModule"}), True)} if free_noise
-                             else {(frozenset({"BasicTransformerBlock"}), False)})
+    assert progress.seen == (
+        {(frozenset({"SplitInferenceModule"}), True)}
+        if free_noise
+        else {(frozenset({"BasicTransformerBlock"}), False)}
+    )
     # Afterwards the UNet holds exactly the modules it held before, and FreeNoise is off.
     assert [id(module) for module in unet.modules()] == modules_before
     assert not tier2.pipeline.free_noise_enabled
@@ -187,8 +241,12 @@ def test_free_noise_windows_weigh_every_frame_alike(num_frames):
     assert window == min(16, num_frames) and stride in (4, 3, 2)
     frames = torch.ones(1, num_frames, 8)
     with torch.no_grad():
-        np.testing.assert_allclose(identity_free_noise_block(window, stride)(frames), frames, rtol=1e-6)
-        if (num_frames - 16) % 4 > 1 and num_frames > 16:  # where diffusers' default stride would leave 2 or 3
+        np.testing.assert_allclose(
+            identity_free_noise_block(window, stride)(frames), frames, rtol=1e-6
+        )
+        if (
+            num_frames - 16
+        ) % 4 > 1 and num_frames > 16:  # where diffusers' default stride would leave 2 or 3
             assert stride != 4
             assert not torch.allclose(identity_free_noise_block(16, 4)(frames), frames)
 
@@ -196,8 +254,14 @@ def test_free_noise_windows_weigh_every_frame_alike(num_frames):
 @torch.no_grad()
 def identity_free_noise_block(window: int, stride: int) -> FreeNoiseTransformerBlock:
     """A FreeNoise block whose attention and feed-forward add zero."""
-    block = FreeNoiseTransformerBlock(dim=8, num_attention_heads=1, attention_head_dim=8, double_self_attention=True,
-                                      context_length=window, context_stride=stride)
+    block = FreeNoiseTransformerBlock(
+        dim=8,
+        num_attention_heads=1,
+        attention_head_dim=8,
+        double_self_attention=True,
+        context_length=window,
+        context_stride=stride,
+    )
     for parameter in block.parameters():
         parameter.zero_()  # the norms' scales too, so every branch's output is zero
     return block

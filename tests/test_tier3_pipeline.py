@@ -13,10 +13,10 @@ from diffusers import AutoencoderKL, StableDiffusionXLPipeline, StableVideoDiffu
 from PIL import Image
 
 from pipelines.common import pick_device
+from pipelines.images import fit_to_size
 from pipelines.inputs import resolve_request
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
-from pipelines.images import fit_to_size
 from pipelines.tier3 import SDXL_BUCKETS, KeyframeToVideo, keyframe_size
 from weights import WEIGHT_SETS
 
@@ -32,9 +32,20 @@ def tier3(tiny_weights_dir, tier2):
 
 
 def request(**overrides):
-    inputs = dict(tier=3, prompt="a lighthouse at dusk, long exposure", negative_prompt="blurry",
-                  width=128, height=64, num_frames=10, num_inference_steps=2, seed=99, guidance_scale=6.0,
-                  fps=7, motion_bucket_id=90, noise_aug_strength=0.05)
+    inputs = dict(
+        tier=3,
+        prompt="a lighthouse at dusk, long exposure",
+        negative_prompt="blurry",
+        width=128,
+        height=64,
+        num_frames=10,
+        num_inference_steps=2,
+        seed=99,
+        guidance_scale=6.0,
+        fps=7,
+        motion_bucket_id=90,
+        noise_aug_strength=0.05,
+    )
     inputs.update(overrides)
     return resolve_request(inputs)
 
@@ -43,27 +54,47 @@ def quiet_progress(tier, req):
     return Progress(tier.progress_units(req), stream=io.StringIO())
 
 
-def test_keyframe_equals_stock_sdxl_at_the_training_size_for_the_aspect_ratio(tier3, tiny_weights_dir):
-    req = request()  # 128×64, 2:1: SDXL's 1408×704 bucket, halved for the tiny UNet's 512-pixel base
+def test_keyframe_equals_stock_sdxl_at_the_training_size_for_the_aspect_ratio(
+    tier3, tiny_weights_dir
+):
+    req = (
+        request()
+    )  # 128×64, 2:1: SDXL's 1408×704 bucket, halved for the tiny UNet's 512-pixel base
     ours = tier3.render_keyframe(req, quiet_progress(tier3, req))
 
-    vae = AutoencoderKL.from_pretrained(WEIGHT_SETS["sdxl_vae"].path(tiny_weights_dir), dtype=torch.float32)
+    vae = AutoencoderKL.from_pretrained(
+        WEIGHT_SETS["sdxl_vae"].path(tiny_weights_dir), dtype=torch.float32
+    )
     stock = StableDiffusionXLPipeline.from_pretrained(
-        WEIGHT_SETS["sdxl"].path(tiny_weights_dir), vae=vae, variant="fp16", dtype=torch.float32)
-    theirs = stock(prompt=req.prompt, negative_prompt="blurry", height=352, width=704, num_inference_steps=2,
-                   guidance_scale=6.0, generator=torch.Generator("cpu").manual_seed(99)).images[0]
+        WEIGHT_SETS["sdxl"].path(tiny_weights_dir), vae=vae, variant="fp16", dtype=torch.float32
+    )
+    theirs = stock(
+        prompt=req.prompt,
+        negative_prompt="blurry",
+        height=352,
+        width=704,
+        num_inference_steps=2,
+        guidance_scale=6.0,
+        generator=torch.Generator("cpu").manual_seed(99),
+    ).images[0]
     assert ours.size == theirs.size == (704, 352)
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
 
 
-@pytest.mark.parametrize("video, keyframe", [
-    ((1024, 576), (1344, 768)),  # 16:9, the example
-    ((576, 1024), (768, 1344)),
-    ((512, 512), (1024, 1024)),
-    ((640, 480), (1152, 896)),  # 4:3 = 1.33: 1152×896 is 1.29, 1216×832 is 1.46
-    ((128, 64), (1408, 704)),
-    ((1024, 64), (2048, 512)),  # past SDXL's widest bucket: the widest, then cropped to the video
-])
+@pytest.mark.parametrize(
+    "video, keyframe",
+    [
+        ((1024, 576), (1344, 768)),  # 16:9, the example
+        ((576, 1024), (768, 1344)),
+        ((512, 512), (1024, 1024)),
+        ((640, 480), (1152, 896)),  # 4:3 = 1.33: 1152×896 is 1.29, 1216×832 is 1.46
+        ((128, 64), (1408, 704)),
+        (
+            (1024, 64),
+            (2048, 512),
+        ),  # past SDXL's widest bucket: the widest, then cropped to the video
+    ],
+)
 def test_the_keyframe_is_sdxls_training_bucket_nearest_the_videos_aspect_ratio(video, keyframe):
     assert keyframe_size(*video) == keyframe
     width, height = keyframe
@@ -79,7 +110,11 @@ def test_the_buckets_are_the_papers_and_scale_with_the_models_base_resolution():
 def test_the_start_frame_is_checked_at_the_video_size_before_anything_is_animated(tier3):
     req = request(num_frames=8)
     seen = []
-    tier3.generate(req, quiet_progress(tier3, req), check_start_frame=lambda image, source: seen.append((image, source)))
+    tier3.generate(
+        req,
+        quiet_progress(tier3, req),
+        check_start_frame=lambda image, source: seen.append((image, source)),
+    )
     ((image, source),) = seen
     assert image.size == (128, 64) and source == "the SDXL keyframe"
 
@@ -96,8 +131,11 @@ def test_the_start_frame_is_checked_at_the_video_size_before_anything_is_animate
 
     uri = "data:image/png;base64," + base64.b64encode(_png(300, 200)).decode()
     seen.clear()
-    tier3.generate(request(image=uri, num_frames=8), quiet_progress(tier3, req),
-                   check_start_frame=lambda image, source: seen.append((image, source)))
+    tier3.generate(
+        request(image=uri, num_frames=8),
+        quiet_progress(tier3, req),
+        check_start_frame=lambda image, source: seen.append((image, source)),
+    )
     ((image, source),) = seen
     assert image.size == (128, 64) and source == "your image"
 
@@ -114,21 +152,36 @@ def test_the_keyframe_is_scaled_to_cover_the_video_and_its_centre_kept(tier3):
     keyframe = tier3.render_keyframe(req, quiet_progress(tier3, req))
     assert keyframe.size == (608, 416)
     seen = []
-    tier3.generate(req, quiet_progress(tier3, req), check_start_frame=lambda image, source: seen.append(image))
+    tier3.generate(
+        req, quiet_progress(tier3, req), check_start_frame=lambda image, source: seen.append(image)
+    )
     np.testing.assert_array_equal(np.asarray(seen[0]), np.asarray(fit_to_size(keyframe, 96, 64)))
 
 
 def test_animation_equals_stock_svd(tier3, tiny_weights_dir):
     req = request()
-    keyframe = Image.fromarray((np.random.default_rng(0).random((64, 128, 3)) * 255).astype(np.uint8))
+    keyframe = Image.fromarray(
+        (np.random.default_rng(0).random((64, 128, 3)) * 255).astype(np.uint8)
+    )
     progress = quiet_progress(tier3, req)
     ours = tier3.decode(tier3.animate(keyframe, req, progress), progress)
 
     stock = StableVideoDiffusionPipeline.from_pretrained(
-        WEIGHT_SETS["svd"].path(tiny_weights_dir), variant="fp16", dtype=torch.float32)
-    theirs = stock(image=keyframe, height=64, width=128, num_frames=10, num_inference_steps=2, fps=7,
-                   motion_bucket_id=90, noise_aug_strength=0.05, decode_chunk_size=8,
-                   generator=torch.Generator("cpu").manual_seed(99), output_type="np").frames[0]
+        WEIGHT_SETS["svd"].path(tiny_weights_dir), variant="fp16", dtype=torch.float32
+    )
+    theirs = stock(
+        image=keyframe,
+        height=64,
+        width=128,
+        num_frames=10,
+        num_inference_steps=2,
+        fps=7,
+        motion_bucket_id=90,
+        noise_aug_strength=0.05,
+        decode_chunk_size=8,
+        generator=torch.Generator("cpu").manual_seed(99),
+        output_type="np",
+    ).frames[0]
     assert ours.shape == theirs.shape == (10, 64, 128, 3)
     np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=0)
 

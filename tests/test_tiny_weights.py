@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from make_tiny_weights import HUB_METADATA
+
 from weights import required_files
 
 
@@ -27,8 +28,13 @@ def test_every_published_file_is_in_the_tiny_weights_byte_for_byte(tiny_weights_
 
 
 def test_sources_table_names_every_file_with_its_git_blob_id():
-    table = dict(re.findall(r"^\| `([^`]+)` \|.*\| `([0-9a-f]{40})` \|$",
-                            (HUB_METADATA / "SOURCES.md").read_text(), flags=re.MULTILINE))
+    table = dict(
+        re.findall(
+            r"^\| `([^`]+)` \|.*\| `([0-9a-f]{40})` \|$",
+            (HUB_METADATA / "SOURCES.md").read_text(),
+            flags=re.MULTILINE,
+        )
+    )
     assert set(table) == {str(name) for name in published_files()}
     for name, blob in table.items():
         assert git_blob_id((HUB_METADATA / name).read_bytes()) == blob, name

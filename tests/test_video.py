@@ -26,8 +26,13 @@ def smooth_frames(num_frames=12, height=72, width=88):
 def test_ffmpeg_formats_keep_every_frame_at_the_requested_rate(tmp_path, output_format, codec):
     frames = smooth_frames()
     ticks = []
-    path = write_video(frames, tmp_path / f"clip.{output_format}", fps=8, output_format=output_format,
-                       on_frame=lambda: ticks.append(1))
+    path = write_video(
+        frames,
+        tmp_path / f"clip.{output_format}",
+        fps=8,
+        output_format=output_format,
+        on_frame=lambda: ticks.append(1),
+    )
     facts = read_video(path)
     assert facts.codec == codec
     assert facts.pixel_format == "yuv420p"
@@ -66,7 +71,9 @@ def test_failed_encode_leaves_no_file(tmp_path):
         raise RuntimeError("stop")
 
     with pytest.raises(RuntimeError):
-        write_video(smooth_frames(), tmp_path / "clip.mp4", fps=8, output_format="mp4", on_frame=fail_midway)
+        write_video(
+            smooth_frames(), tmp_path / "clip.mp4", fps=8, output_format="mp4", on_frame=fail_midway
+        )
     assert list(tmp_path.iterdir()) == []
 
 

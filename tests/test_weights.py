@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tarfile
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
+from cog_server import CogServer
 
 import predict
-from cog_server import CogServer
-from weights import LOCK_FILE, VERIFIED_CACHE, WEIGHT_SETS, WeightsError, require_weights, verify_weights
+from weights import (
+    LOCK_FILE,
+    VERIFIED_CACHE,
+    WEIGHT_SETS,
+    WeightsError,
+    require_weights,
+    verify_weights,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,14 +39,18 @@ def test_complete_tiny_weights_pass(tiny_weights_dir):
 
 
 def test_a_missing_file_is_named(weights_copy):
-    gone = WEIGHT_SETS["svd"].path(weights_copy) / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    gone = (
+        WEIGHT_SETS["svd"].path(weights_copy) / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    )
     gone.unlink()
     with pytest.raises(WeightsError, match="Tier 3 weights are incomplete") as error:
         require_weights(weights_copy, tier=3)
     assert str(gone) in str(error.value)
 
 
-@pytest.mark.parametrize("name", ["unet/diffusion_pytorch_model.bin", "model.ckpt", "vae/weights.PT"])
+@pytest.mark.parametrize(
+    "name", ["unet/diffusion_pytorch_model.bin", "model.ckpt", "vae/weights.PT"]
+)
 def test_pickle_format_weights_are_refused_by_setup(weights_copy, monkeypatch, name):
     unsafe = WEIGHT_SETS["sd15"].path(weights_copy) / name
     unsafe.write_bytes(b"\x80\x04pickle")
@@ -56,7 +67,9 @@ def test_setup_failure_is_reported_by_the_server(weights_copy, tmp_path):
     try:
         with pytest.raises(RuntimeError, match="Cog setup failed") as error:
             server.wait_until_ready(timeout=120)
-        assert "Refusing pickle-format weights" in str(error.value) and "diffusion_pytorch_model.bin" in str(error.value)
+        assert "Refusing pickle-format weights" in str(
+            error.value
+        ) and "diffusion_pytorch_model.bin" in str(error.value)
     finally:
         server.stop()
 
@@ -64,9 +77,19 @@ def test_setup_failure_is_reported_by_the_server(weights_copy, tmp_path):
 def test_no_code_path_uses_pickle_loading():
     # torch.load and pickle are what make .bin/.ckpt files dangerous; none of our code calls them.
     found = subprocess.run(
-        ["grep", "-rnE", r"torch\.load\(|pickle\.load|import pickle|weights_only", "--include=*.py",
-         "predict.py", "weights.py", "pipelines", "scripts"],
-        cwd=REPO, capture_output=True, text=True,
+        [
+            "grep",
+            "-rnE",
+            r"torch\.load\(|pickle\.load|import pickle|weights_only",
+            "--include=*.py",
+            "predict.py",
+            "weights.py",
+            "pipelines",
+            "scripts",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     ).stdout
     assert found == ""
 
@@ -79,7 +102,9 @@ def flip_one_byte(path: Path) -> None:
 
 def test_tiny_weights_come_with_a_lock_and_verify(weights_copy):
     assert (weights_copy / LOCK_FILE).is_file()
-    assert verify_weights(weights_copy, tier=2) == sum(len(s.files) for s in WEIGHT_SETS.values() if s.tier == 2)
+    assert verify_weights(weights_copy, tier=2) == sum(
+        len(s.files) for s in WEIGHT_SETS.values() if s.tier == 2
+    )
     assert verify_weights(weights_copy, tier=2) == 0  # cached: a warm start hashes nothing
     touched = WEIGHT_SETS["sd15"].path(weights_copy) / "unet" / "config.json"
     touched.write_text(touched.read_text())  # same bytes, new mtime: hashed again
@@ -88,7 +113,9 @@ def test_tiny_weights_come_with_a_lock_and_verify(weights_copy):
 
 def test_a_changed_byte_is_refused_by_setup_naming_the_file(weights_copy, monkeypatch):
     verify_weights(weights_copy, tier=3)  # fill the cache first: a change must still be caught
-    corrupt = WEIGHT_SETS["svd"].path(weights_copy) / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    corrupt = (
+        WEIGHT_SETS["svd"].path(weights_copy) / "unet" / "diffusion_pytorch_model.fp16.safetensors"
+    )
     flip_one_byte(corrupt)
     monkeypatch.setenv("WEIGHTS_DIR", str(weights_copy))
     with pytest.raises(WeightsError, match="does not match its sha256") as error:
@@ -97,7 +124,9 @@ def test_a_changed_byte_is_refused_by_setup_naming_the_file(weights_copy, monkey
 
 
 def test_a_truncated_file_is_refused_by_size(weights_copy):
-    short = WEIGHT_SETS["sd15"].path(weights_copy) / "vae" / "diffusion_pytorch_model.fp16.safetensors"
+    short = (
+        WEIGHT_SETS["sd15"].path(weights_copy) / "vae" / "diffusion_pytorch_model.fp16.safetensors"
+    )
     short.write_bytes(short.read_bytes()[:-1])
     with pytest.raises(WeightsError, match="bytes; .* says .*: corrupt or replaced") as error:
         verify_weights(weights_copy, tier=2)
@@ -110,8 +139,12 @@ def test_without_a_lock_setup_warns_that_weights_are_unverified(weights_copy, mo
     monkeypatch.setenv("WEIGHTS_DIR", str(weights_copy))
     predict.Runner().setup()
     assert "weights are not verified" in capsys.readouterr().out
-    subprocess.run([sys.executable, "scripts/lock_weights.py", str(weights_copy)], cwd=REPO, check=True)
-    assert verify_weights(weights_copy, tier=3) == sum(len(s.files) for s in WEIGHT_SETS.values() if s.tier == 3)
+    subprocess.run(
+        [sys.executable, "scripts/lock_weights.py", str(weights_copy)], cwd=REPO, check=True
+    )
+    assert verify_weights(weights_copy, tier=3) == sum(
+        len(s.files) for s in WEIGHT_SETS.values() if s.tier == 3
+    )
 
 
 def test_verified_hashes_survive_a_tar_round_trip_like_an_image_layer(weights_copy, tmp_path):
@@ -125,6 +158,8 @@ def test_verified_hashes_survive_a_tar_round_trip_like_an_image_layer(weights_co
         tar.extractall(tmp_path / "container", filter="data")
     container = tmp_path / "container" / "weights"
     assert verify_weights(container, tier=2) == 0
-    flip_one_byte(WEIGHT_SETS["animatediff"].path(container) / "diffusion_pytorch_model.safetensors")
+    flip_one_byte(
+        WEIGHT_SETS["animatediff"].path(container) / "diffusion_pytorch_model.safetensors"
+    )
     with pytest.raises(WeightsError, match="does not match its sha256"):
         verify_weights(container, tier=2)
