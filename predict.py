@@ -34,17 +34,9 @@ from pipelines.safety import SafetyChecker
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo
 from pipelines.video import to_uint8, write_video
-from weights import (
-    HF_TOKEN_ENV,
-    LOCK_FILE,
-    WEIGHTS_URL_ENV,
-    fetch_missing,
-    missing_files,
-    require_weights,
-    tiny_weights_info,
-    verify_weights,
-    weights_dir,
-)
+from weights import missing_files, require_weights, tiny_weights_info, weights_dir
+from weights_fetch import HF_TOKEN_ENV, WEIGHTS_URL_ENV, fetch_missing
+from weights_lock import LOCK_FILE, verify_weights
 
 
 class GenerationError(RuntimeError):

@@ -42,13 +42,9 @@ from pipelines.progress import Progress  # noqa: E402
 from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo  # noqa: E402
 from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo, keyframe_size  # noqa: E402
 from pipelines.video import to_uint8, write_video  # noqa: E402
-from weights import (  # noqa: E402
-    VERIFIED_CACHE,
-    WEIGHT_SETS,
-    required_files,
-    verify_weights,
-    write_lock,
-)
+from weights import WEIGHT_SETS, required_files  # noqa: E402
+from weights_build import write_lock  # noqa: E402
+from weights_lock import VERIFIED_CACHE, verify_weights  # noqa: E402
 
 CONFIGS = REPO / "docs" / "model_configs.json"  # copy of the real repos' config.json values
 H100_DOLLARS_PER_SECOND = 0.001525  # Replicate's H100 price

@@ -1,6 +1,6 @@
 """Fetch the weights ahead of time (for baking into an image or a local cache), then verify them.
 
-    python scripts/download_weights.py [--tier 2|3] [--dir weights] [--url URL] [--endpoint URL]
+    python -m scripts.download_weights [--tier 2|3] [--dir weights] [--url URL] [--endpoint URL]
 
 From the Hugging Face Hub by default, at the commit weights.lock.json records (the token, for the
 gated SVD repo, from $HF_TOKEN), or from a mirror with --url / $WEIGHTS_URL: a folder laid out like
@@ -18,15 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from weights import (
-    HF_TOKEN_ENV,
-    WEIGHTS_URL_ENV,
-    WeightsError,
-    fetch_missing,
-    require_weights,
-    verify_weights,
-    weights_dir,
-)
+from weights import WeightsError, weights_dir
+from weights_fetch import HF_TOKEN_ENV, WEIGHTS_URL_ENV, fetch_and_verify
 
 
 def main() -> None:
@@ -48,7 +41,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     try:
-        fetched = fetch_missing(
+        fetched = fetch_and_verify(
             args.dir,
             args.tier,
             base_url=args.url,
@@ -56,9 +49,6 @@ def main() -> None:
             token=os.environ.get(HF_TOKEN_ENV),
             progress=True,
         )
-        for tier in (args.tier,) if args.tier else (2, 3):
-            require_weights(args.dir, tier)
-            verify_weights(args.dir, tier)
     except WeightsError as error:
         sys.exit(f"error: {error}")
     print(f"{len(fetched)} files fetched; every file present and matching the lock in {args.dir}")

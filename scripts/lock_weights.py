@@ -1,6 +1,6 @@
-"""Pin the weights in a directory: write weights.lock.json with each required file's size and sha256.
+"""Pin a weights directory: write DIR/weights.lock.json with each required file's size and sha256.
 
-    python scripts/lock_weights.py DIR
+    python -m scripts.lock_weights DIR
 
 Run it once on a download you trust; from then on setup refuses any file that differs.
 """
@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from weights import missing_files, write_lock
+from weights import missing_files
+from weights_build import write_lock
 
 
 def main() -> None:
@@ -23,7 +24,8 @@ def main() -> None:
     missing = missing_files(args.weights_dir)
     if missing:
         print(
-            f"Note: {len(missing)} required files are missing (first: {missing[0]}); locking the rest."
+            f"Note: {len(missing)} required files are missing (first: {missing[0]}); "
+            "locking the rest."
         )
     print(f"Wrote {write_lock(args.weights_dir)}")
 

@@ -29,7 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from weights import TINY_MARKER, WEIGHT_SETS, write_lock
+from weights import TINY_MARKER, WEIGHT_SETS
+from weights_build import write_lock
 
 SEED = 0
 # The real text encoders read at most 77 tokens; keep that so truncation behaves as in production.

@@ -79,7 +79,7 @@ def write_full_size_weights(weights_dir: Path) -> float:
     """Every set, one child process each; then the lock. Returns the seconds it took."""
     from make_tiny_weights import DERIVED_WRITERS, WRITERS
 
-    from weights import write_lock
+    from weights_build import write_lock
 
     started = time.monotonic()
     weights_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,9 @@
-"""Fetching weights over real HTTP from a local server on 127.0.0.1 that serves the tiny weights the
-ways a deployment gets them: as a mirror folder (/{folder}/{file}), as one tar archive
-(/weights.tar, what a CDN serves and pget unpacks), and as the Hub (/api/models/{repo}/revision/{rev}
-and /{repo}/resolve/{commit}/{file}), through huggingface_hub, requests and tarfile unmodified."""
+"""Fetching weights over real HTTP from a local server on 127.0.0.1, which stands in for the three
+places a deployment gets them from (none can be reached from here) and serves the tiny weights'
+real bytes: a mirror folder (/{folder}/{file}), one tar archive on a CDN (/weights.tar, what pget
+unpacks), and the Hugging Face Hub, of which it answers the two endpoints huggingface_hub calls
+(/api/models/{repo}/revision/{rev} and /{repo}/resolve/{commit}/{file}) as the Hub does, gated
+repository included. huggingface_hub, requests and tarfile run unmodified."""
 
 from __future__ import annotations
 
@@ -21,17 +23,9 @@ import pytest
 
 from pipelines.common import pick_device
 from pipelines.tier2 import TextToVideo
-from weights import (
-    LOCK_FILE,
-    PARTIAL_DIR,
-    VERIFIED_CACHE,
-    WEIGHT_SETS,
-    WeightsError,
-    fetch_missing,
-    read_lock,
-    require_weights,
-    verify_weights,
-)
+from weights import WEIGHT_SETS, WeightsError, require_weights
+from weights_fetch import PARTIAL_DIR, fetch_missing
+from weights_lock import LOCK_FILE, VERIFIED_CACHE, read_lock, verify_weights
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "hf_secret_token_do_not_print_1234"
@@ -42,12 +36,14 @@ TIER2_FILES = sum(len(s.files) for s in WEIGHT_SETS.values() if s.tier == 2)
 
 class WeightsHost:
     """Serves a weights directory; records requests; can drop a file mid-way, flip a byte, refuse a
-    path, and move the Hub's `main` branch to a newer commit."""
+    path, move the Hub's `main` branch to a newer commit, and take back the gated repository's
+    licence from the account whose token is TOKEN."""
 
     def __init__(self, root: Path):
         self.root, self.requests = root, []
         self.drop_once, self.corrupt, self.refuse = set(), set(), set()
         self.main_commit, self.extra_members = COMMIT, {}
+        self.licence_accepted = True  # by TOKEN's account, for the gated repository
         host = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,10 +65,11 @@ class WeightsHost:
                         json.dumps(host.model_info(host.repo_of(path))).encode(), body
                     )
                 relative, gated = host.resolve(path)
-                if gated and self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                sent = self.headers.get("Authorization")
+                if gated and not (host.licence_accepted and sent == f"Bearer {TOKEN}"):
                     # As the Hub answers for a gated repo: 401 without a token, 403 with one that
                     # has not accepted the licence, each marked with its error code.
-                    self.send_response(401 if self.headers.get("Authorization") is None else 403)
+                    self.send_response(401 if sent is None else 403)
                     self.send_header("X-Error-Code", "GatedRepo")
                     self.send_header("Content-Length", "0")
                     return self.end_headers()
@@ -204,6 +201,11 @@ def quiet(**kwargs):
     return dict(report=lambda line: None, **kwargs)
 
 
+def script(name: str, *arguments: str) -> list[str]:
+    """The command line that runs scripts/{name}.py as its users do."""
+    return [sys.executable, "-m", f"scripts.{name}", *arguments]
+
+
 def test_fetch_from_a_mirror_verify_and_load_then_no_requests(host, tmp_path):
     destination = tmp_path / "weights"
     lock_from(host, destination)
@@ -240,7 +242,7 @@ def test_fetch_from_the_hub_at_one_commit_recorded_in_the_lock(host, tmp_path):
     require_weights(destination, tier=3)
     assert verify_weights(destination, tier=3) == 0
 
-    # ...then pinned: `main` moves on, a file goes missing, and it comes back from the locked commit.
+    # ...then pinned: `main` moves on, a file goes missing, it comes back from the locked commit.
     host.main_commit, host.requests = NEWER_COMMIT, []
     lost = f"{GATED.folder}/unet/config.json"
     (destination / lost).unlink()
@@ -330,10 +332,17 @@ def test_a_failure_midway_keeps_what_was_verified_and_the_next_run_finishes(host
     assert verify_weights(destination, tier=2) == TIER2_FILES
 
 
-@pytest.mark.parametrize("token, status", [(None, 401), ("hf_wrong_token_5678", 403)])
-def test_gated_repo_without_a_good_token_says_what_to_do_and_never_prints_it(
+@pytest.mark.parametrize(
+    "token, status",
+    [(None, 401), ("hf_wrong_token_5678", 403), (TOKEN, 403)],
+    ids=["no token", "rejected token", "valid token, licence not accepted"],
+)
+def test_a_refused_gated_repo_says_what_to_do_and_never_prints_the_token(
     host, tmp_path, token, status, capsys
 ):
+    # A valid token whose account has not accepted the licence: the one refusal in which the token
+    # sent is the real one, so the only case where a printed token would be the secret itself.
+    host.licence_accepted = False
     with pytest.raises(WeightsError) as error:
         fetch_missing(tmp_path / "weights", tier=3, endpoint=host.url, token=token)
     message = str(error.value)
@@ -343,7 +352,12 @@ def test_gated_repo_without_a_good_token_says_what_to_do_and_never_prints_it(
         and "HF_TOKEN" in message
     )
     assert GATED.repo in message
+    # The token was used: every request for the gated repository, file downloads included, sent it.
+    sent = {auth for _, path, auth in host.requests if GATED.repo in path}
+    assert sent == {f"Bearer {token}" if token else None}
+    assert any(path.startswith(f"/{GATED.repo}/resolve/") for path in host.paths())
     printed = capsys.readouterr()
+    assert "Fetching " in printed.out  # what the fetch printed is checked below too
     for text in (message, printed.out, printed.err, repr(error.value.__cause__)):
         assert TOKEN not in text and "hf_wrong_token_5678" not in text
 
@@ -467,16 +481,9 @@ def test_a_failing_pget_is_reported_without_the_signed_query(host, tmp_path, mon
 
 def test_download_script_fetches_then_does_nothing(host, tmp_path):
     destination = tmp_path / "weights"
-    command = [
-        sys.executable,
-        "scripts/download_weights.py",
-        "--tier",
-        "2",
-        "--dir",
-        str(destination),
-        "--url",
-        host.url,
-    ]
+    command = script(
+        "download_weights", "--tier", "2", "--dir", str(destination), "--url", host.url
+    )
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
     assert f"{TIER2_FILES} files fetched" in first.stdout
     # Draft mode's weights come with tier 2: the Lightning motion module and every motion LoRA.
@@ -511,7 +518,8 @@ def test_an_unreachable_hub_gives_an_actionable_message(tmp_path):
     from cog_server import free_port
 
     with pytest.raises(
-        WeightsError, match="could not be downloaded .* Pre-fetch with scripts/download_weights.py"
+        WeightsError,
+        match=r"could not be downloaded .* Pre-fetch with python -m scripts\.download_weights",
     ):
         fetch_missing(
             tmp_path / "weights",
@@ -523,7 +531,7 @@ def test_an_unreachable_hub_gives_an_actionable_message(tmp_path):
 
 def test_an_archive_packed_by_the_script_is_served_and_fetched(host, tmp_path, no_pget):
     packed = host.root / "packed.tar"  # served like any file under the mirror's root
-    pack = [sys.executable, "scripts/pack_weights.py", str(host.root), str(packed), "--tier", "2"]
+    pack = script("pack_weights", str(host.root), str(packed), "--tier", "2")
     assert (
         f"Packed {TIER2_FILES} files"
         in subprocess.run(pack, cwd=REPO, capture_output=True, text=True, check=True).stdout
@@ -544,7 +552,7 @@ def test_packing_refuses_weights_that_differ_from_the_lock(host, tmp_path):
     )
     data = unet.read_bytes()
     unet.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
-    pack = [sys.executable, "scripts/pack_weights.py", str(host.root), str(tmp_path / "out.tar")]
+    pack = script("pack_weights", str(host.root), str(tmp_path / "out.tar"))
     result = subprocess.run(pack, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and "diffusion_pytorch_model.fp16.safetensors" in result.stderr
     assert not (tmp_path / "out.tar").exists()

@@ -15,7 +15,8 @@ from make_tiny_weights import make_safety_checker
 from PIL import Image
 
 from tests.video_facts import read_video
-from weights import VERIFIED_CACHE, write_lock
+from weights_build import write_lock
+from weights_lock import VERIFIED_CACHE
 
 THAI = "ฉากกลางคืน ฝนตกบนถนนในเมือง"  # "night scene, rain on a city street"
 MIXED = "ฉากกลางคืน, neon signs, slow dolly in, ฝนตก"

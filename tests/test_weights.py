@@ -1,7 +1,9 @@
-"""Weights on disk: incomplete sets and pickle-format files are refused, naming the file."""
+"""Weights on disk: incomplete sets, pickle-format files and files that differ from the lock are
+refused, naming the file; the verified-files cache spares a warm start the hashing."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -12,14 +14,8 @@ import pytest
 from cog_server import CogServer
 
 import predict
-from weights import (
-    LOCK_FILE,
-    VERIFIED_CACHE,
-    WEIGHT_SETS,
-    WeightsError,
-    require_weights,
-    verify_weights,
-)
+from weights import WEIGHT_SETS, WeightsError, require_weights
+from weights_lock import LOCK_FILE, VERIFIED_CACHE, verify_weights
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,6 +42,7 @@ def test_a_missing_file_is_named(weights_copy):
     with pytest.raises(WeightsError, match="Tier 3 weights are incomplete") as error:
         require_weights(weights_copy, tier=3)
     assert str(gone) in str(error.value)
+    assert "`python -m scripts.make_tiny_weights DIR`" in str(error.value)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +81,9 @@ def test_no_code_path_uses_pickle_loading():
             "--include=*.py",
             "predict.py",
             "weights.py",
+            "weights_lock.py",
+            "weights_fetch.py",
+            "weights_build.py",
             "pipelines",
             "scripts",
         ],
@@ -128,9 +128,20 @@ def test_a_truncated_file_is_refused_by_size(weights_copy):
         WEIGHT_SETS["sd15"].path(weights_copy) / "vae" / "diffusion_pytorch_model.fp16.safetensors"
     )
     short.write_bytes(short.read_bytes()[:-1])
-    with pytest.raises(WeightsError, match="bytes; .* says .*: corrupt or replaced") as error:
+    with pytest.raises(WeightsError, match=r"bytes; .* says .*: corrupt or replaced") as error:
         verify_weights(weights_copy, tier=2)
     assert str(short) in str(error.value)
+
+
+def test_a_file_the_lock_does_not_name_is_refused_with_the_command_to_lock_it(weights_copy):
+    lock = json.loads((weights_copy / LOCK_FILE).read_text())
+    unnamed = f"{WEIGHT_SETS['sdxl_vae'].folder}/config.json"
+    del lock[unnamed]
+    (weights_copy / LOCK_FILE).write_text(json.dumps(lock))
+    with pytest.raises(WeightsError) as error:
+        verify_weights(weights_copy, tier=3)
+    assert str(weights_copy / unnamed) in str(error.value)
+    assert "re-run python -m scripts.lock_weights after checking it" in str(error.value)
 
 
 def test_without_a_lock_setup_warns_that_weights_are_unverified(weights_copy, monkeypatch, capsys):
@@ -140,7 +151,7 @@ def test_without_a_lock_setup_warns_that_weights_are_unverified(weights_copy, mo
     predict.Runner().setup()
     assert "weights are not verified" in capsys.readouterr().out
     subprocess.run(
-        [sys.executable, "scripts/lock_weights.py", str(weights_copy)], cwd=REPO, check=True
+        [sys.executable, "-m", "scripts.lock_weights", str(weights_copy)], cwd=REPO, check=True
     )
     assert verify_weights(weights_copy, tier=3) == sum(
         len(s.files) for s in WEIGHT_SETS.values() if s.tier == 3
@@ -149,7 +160,8 @@ def test_without_a_lock_setup_warns_that_weights_are_unverified(weights_copy, mo
 
 def test_verified_hashes_survive_a_tar_round_trip_like_an_image_layer(weights_copy, tmp_path):
     """Verified before `cog build`, the weights reach the container through a layer tar, which keeps
-    whole-second mtimes only: the cold start must not hash them all again, yet still catch a change."""
+    whole-second mtimes only: the cold start must not hash them all again, yet still catch a
+    change."""
     verify_weights(weights_copy, tier=2)
     layer = tmp_path / "layer.tar"
     with tarfile.open(layer, "w", format=tarfile.USTAR_FORMAT) as tar:  # ustar: whole seconds
