@@ -30,19 +30,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from make_tiny_weights import CLIP_TOKEN_IDS, make_tiny_weights, write_weights  # noqa: E402
-
-from pipelines.common import Device, pick_device  # noqa: E402
-from pipelines.images import fit_to_size  # noqa: E402
-from pipelines.inputs import resolve_request  # noqa: E402
-from pipelines.progress import Progress  # noqa: E402
-from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo  # noqa: E402
-from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo, keyframe_size  # noqa: E402
-from pipelines.video import to_uint8, write_video  # noqa: E402
-from weights import (  # noqa: E402
+from pipelines.common import Device, pick_device
+from pipelines.images import fit_to_size
+from pipelines.inputs import resolve_request
+from pipelines.progress import Progress
+from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo
+from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo, keyframe_size
+from pipelines.video import to_uint8, write_video
+from scripts import REPO
+from scripts.make_tiny_weights import CLIP_TOKEN_IDS, make_tiny_weights, write_weights
+from weights import (
     VERIFIED_CACHE,
     WEIGHT_SETS,
     required_files,

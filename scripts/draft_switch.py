@@ -27,7 +27,6 @@ import gc
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -35,14 +34,10 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
-
-from make_tiny_weights import make_tiny_weights, motion_lora_state_dict  # noqa: E402
-
-from pipelines.common import Device  # noqa: E402
-from pipelines.draft import CAMERA_MOTIONS, DraftMode, MotionModules  # noqa: E402
+from pipelines.common import Device
+from pipelines.draft import CAMERA_MOTIONS, DraftMode, MotionModules
+from scripts import REPO
+from scripts.make_tiny_weights import make_tiny_weights, motion_lora_state_dict
 
 BEGIN, END = "<!-- draft-switch: begin -->", "<!-- draft-switch: end -->"
 SWITCHES = 1000  # each way, for the resident-set check
@@ -147,13 +142,14 @@ def tiny_draft() -> DraftMode:
 def full_size_draft() -> DraftMode:
     """The real architectures: SD 1.5's UNet with v3's modules (meta: never touched by the swap),
     Lightning's modules and the eight LoRAs in fp16 on the CPU."""
-    from benchmark import build_full_size_models
     from diffusers import (
         AnimateDiffPipeline,
         EulerDiscreteScheduler,
         MotionAdapter,
         UNetMotionModel,
     )
+
+    from scripts.benchmark import build_full_size_models
 
     meta = Device(torch.device("meta"), torch.float16)
     models = build_full_size_models(meta)

@@ -30,10 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from cog_server import CogServer, decode_data_uri  # noqa: E402
+from scripts import REPO
+from tests.support.cog_server import CogServer, decode_data_uri
 
 GIB = 2**30
 PROMPT = "a red fox running through fresh snow at sunrise, cinematic"
@@ -233,7 +231,7 @@ def main() -> None:
         prefix="gpu-check-weights-"
     )  # the smoke run's tiny weights
     if args.smoke:
-        from make_tiny_weights import make_tiny_weights
+        from scripts.make_tiny_weights import make_tiny_weights
 
         weights_dir = args.weights_dir or Path(scratch.name)
         if args.weights_dir is None:

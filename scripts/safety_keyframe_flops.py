@@ -11,22 +11,15 @@ as docs/BENCHMARKS.md counts FLOPs. These are operation counts, not times: no GP
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchmark import build_full_size_models
 
 from pipelines.common import Device
 from pipelines.inputs import TIER_DEFAULTS
 from pipelines.safety import covering_squares, frames_to_check
 from pipelines.tier3 import keyframe_size
+from scripts.benchmark import build_full_size_models
 
 META = Device(torch.device("meta"), torch.float16)
 TERA = 1e12

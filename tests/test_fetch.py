@@ -21,6 +21,7 @@ import pytest
 
 from pipelines.common import pick_device
 from pipelines.tier2 import TextToVideo
+from tests.support import REPO
 from weights import (
     LOCK_FILE,
     PARTIAL_DIR,
@@ -33,7 +34,6 @@ from weights import (
     verify_weights,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 TOKEN = "hf_secret_token_do_not_print_1234"
 GATED = WEIGHT_SETS["svd"]
 COMMIT, NEWER_COMMIT = "a" * 40, "b" * 40
@@ -469,7 +469,8 @@ def test_download_script_fetches_then_does_nothing(host, tmp_path):
     destination = tmp_path / "weights"
     command = [
         sys.executable,
-        "scripts/download_weights.py",
+        "-m",
+        "scripts.download_weights",
         "--tier",
         "2",
         "--dir",
@@ -508,7 +509,7 @@ def test_setup_fetches_what_is_missing_from_a_mirror(host, tmp_path, monkeypatch
 
 
 def test_an_unreachable_hub_gives_an_actionable_message(tmp_path):
-    from cog_server import free_port
+    from tests.support.cog_server import free_port
 
     with pytest.raises(
         WeightsError, match="could not be downloaded .* Pre-fetch with scripts/download_weights.py"
@@ -523,7 +524,15 @@ def test_an_unreachable_hub_gives_an_actionable_message(tmp_path):
 
 def test_an_archive_packed_by_the_script_is_served_and_fetched(host, tmp_path, no_pget):
     packed = host.root / "packed.tar"  # served like any file under the mirror's root
-    pack = [sys.executable, "scripts/pack_weights.py", str(host.root), str(packed), "--tier", "2"]
+    pack = [
+        sys.executable,
+        "-m",
+        "scripts.pack_weights",
+        str(host.root),
+        str(packed),
+        "--tier",
+        "2",
+    ]
     assert (
         f"Packed {TIER2_FILES} files"
         in subprocess.run(pack, cwd=REPO, capture_output=True, text=True, check=True).stdout
@@ -544,7 +553,7 @@ def test_packing_refuses_weights_that_differ_from_the_lock(host, tmp_path):
     )
     data = unet.read_bytes()
     unet.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
-    pack = [sys.executable, "scripts/pack_weights.py", str(host.root), str(tmp_path / "out.tar")]
+    pack = [sys.executable, "-m", "scripts.pack_weights", str(host.root), str(tmp_path / "out.tar")]
     result = subprocess.run(pack, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and "diffusion_pytorch_model.fp16.safetensors" in result.stderr
     assert not (tmp_path / "out.tar").exists()

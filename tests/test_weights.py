@@ -9,9 +9,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from cog_server import CogServer
 
 import predict
+from tests.support import REPO
+from tests.support.cog_server import CogServer
 from weights import (
     LOCK_FILE,
     VERIFIED_CACHE,
@@ -20,8 +21,6 @@ from weights import (
     require_weights,
     verify_weights,
 )
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -140,7 +139,7 @@ def test_without_a_lock_setup_warns_that_weights_are_unverified(weights_copy, mo
     predict.Runner().setup()
     assert "weights are not verified" in capsys.readouterr().out
     subprocess.run(
-        [sys.executable, "scripts/lock_weights.py", str(weights_copy)], cwd=REPO, check=True
+        [sys.executable, "-m", "scripts.lock_weights", str(weights_copy)], cwd=REPO, check=True
     )
     assert verify_weights(weights_copy, tier=3) == sum(
         len(s.files) for s in WEIGHT_SETS.values() if s.tier == 3
