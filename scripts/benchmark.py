@@ -1,8 +1,8 @@
 """Speed and memory of each tier: ours against diffusers' stock pipelines, on one device, in one run.
 
-    python scripts/benchmark.py --out docs                  # GPU: full-size models, production defaults
-    python scripts/benchmark.py --smoke --out /tmp/bench    # CPU: tiny weights, tiny sizes (CI)
-    python scripts/benchmark.py --flops --out /tmp/flops    # any machine: tier 2's FLOPs per video, standard and draft
+    python -m scripts.benchmark --out docs                  # GPU: full-size models, production defaults
+    python -m scripts.benchmark --smoke --out /tmp/bench    # CPU: tiny weights, tiny sizes (CI)
+    python -m scripts.benchmark --flops --out /tmp/flops    # any machine: tier 2's FLOPs per video, standard and draft
 
 On a GPU it builds the full-size architectures from docs/model_configs.json with random weights
 (timings and memory do not depend on weight values), saves them once in the production layout

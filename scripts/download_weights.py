@@ -1,6 +1,6 @@
 """Fetch the weights ahead of time (for baking into an image or a local cache), then verify them.
 
-    python scripts/download_weights.py [--tier 2|3] [--dir weights] [--url URL] [--endpoint URL]
+    python -m scripts.download_weights [--tier 2|3] [--dir weights] [--url URL] [--endpoint URL]
 
 From the Hugging Face Hub by default, at the commit weights.lock.json records (the token, for the
 gated SVD repo, from $HF_TOKEN), or from a mirror with --url / $WEIGHTS_URL: a folder laid out like

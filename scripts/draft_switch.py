@@ -1,6 +1,6 @@
 """Switching tier 2 between its standard and draft motion modules: time and memory, both ways.
 
-    python scripts/draft_switch.py [--out docs/BENCHMARKS.md] [--full-size]
+    python -m scripts.draft_switch [--out docs/BENCHMARKS.md] [--full-size]
 
 The draft (pipelines/draft.py) keeps AnimateDiff v3's and AnimateDiff-Lightning's motion modules
 resident around one SD 1.5 UNet and swaps which set the UNet runs. This measures, on this machine:
@@ -203,7 +203,7 @@ def section(results: dict[str, dict]) -> str:
         BEGIN,
         "## Draft mode: switching motion modules",
         "",
-        f"`python scripts/draft_switch.py{' --full-size' if len(results) > 1 else ''}`, "
+        f"`python -m scripts.draft_switch{' --full-size' if len(results) > 1 else ''}`, "
         f"{datetime.date.today().isoformat()}, {machine()}. No GPU: the figures are the CPU's; "
         "the swap itself is attribute assignments whatever the device, and no tensor moves.",
         "",

@@ -1,8 +1,8 @@
 """The GPU checks that go through Cog's server, on the full-size weights the benchmark wrote, in
 float16 (the default on a GPU). scripts/gpu_check.sh runs it after the benchmark.
 
-    python scripts/gpu_check.py --weights-dir .cache/full-size-weights --out docs
-    python scripts/gpu_check.py --smoke --out /tmp/check    # CPU, tiny weights: the harness only (CI)
+    python -m scripts.gpu_check --weights-dir .cache/full-size-weights --out docs
+    python -m scripts.gpu_check --smoke --out /tmp/check    # CPU, tiny weights: the harness only (CI)
 
 1. Setup: seconds to READY, and the GPU memory the worker holds once every tier is resident.
 2. A short soak: ten predictions of both tiers at small sizes, the worker's GPU memory after each.

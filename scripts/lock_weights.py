@@ -1,6 +1,6 @@
 """Pin the weights in a directory: write weights.lock.json with each required file's size and sha256.
 
-    python scripts/lock_weights.py DIR
+    python -m scripts.lock_weights DIR
 
 Run it once on a download you trust; from then on setup refuses any file that differs.
 """

@@ -1,7 +1,7 @@
 """Peak memory of long tier-2 clips on the CPU, as num_frames grows (tiny weights, fixed size).
 
-    python scripts/long_clip_memory.py --out docs/BENCHMARKS.md     # 32, 64, 96 frames at 256×256
-    python scripts/long_clip_memory.py --frames 32 40 --size 64     # quicker, printed only
+    python -m scripts.long_clip_memory --out docs/BENCHMARKS.md     # 32, 64, 96 frames at 256×256
+    python -m scripts.long_clip_memory --frames 32 40 --size 64     # quicker, printed only
 
 Each clip runs in a fresh process (so one clip's peak cannot hide another's) that loads tier 2
 through the production loader and generates through `TextToVideo.generate`, the code a

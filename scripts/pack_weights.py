@@ -1,6 +1,6 @@
 """Pack a verified weights directory into one tar archive for a CDN (what $WEIGHTS_URL points at).
 
-    python scripts/pack_weights.py DIR OUT.tar [--tier 2|3]
+    python -m scripts.pack_weights DIR OUT.tar [--tier 2|3]
 
 Every file is checked against DIR/weights.lock.json first. Upload OUT.tar; a deployment with
 WEIGHTS_URL=https://.../OUT.tar fetches it at setup (with pget when it is on PATH) and checks each

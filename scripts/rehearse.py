@@ -1,7 +1,7 @@
 """Full size on a CPU, once: every model at its real architecture, random weights, bfloat16, through
 setup() and Cog's server, to see the memory and the load that the tiny weights cannot show.
 
-    nice python scripts/rehearse.py --out docs       # writes docs/rehearse.json and docs/rehearse.md
+    nice python -m scripts.rehearse --out docs       # writes docs/rehearse.json and docs/rehearse.md
 
 1. Each weight set is built at its real architecture (docs/model_configs.json, as the GPU benchmark
    builds them) with random weights in bfloat16, in a child process of its own, so one set's memory
@@ -187,7 +187,7 @@ def write_results(out: Path, results: dict) -> None:
         "",
         f"Every model at its real architecture with random weights, {DTYPE}, loaded by setup() in "
         "Cog's server (every tier resident), one tiny-size, one-step prediction per tier. "
-        "`python scripts/rehearse.py --out docs`.",
+        "`python -m scripts.rehearse --out docs`.",
         "",
         f"Building and writing the weights ({results['weights_gib']:.1f} GiB of fp16 files) and locking "
         f"them: {results['build_seconds']:.0f} s.",

@@ -1,6 +1,6 @@
 """GPU memory the weights of every model take while the container holds them all, in half precision.
 
-    python scripts/resident_memory.py
+    python -m scripts.resident_memory
 
 `setup()` loads both tiers once and keeps them resident, so the weights below sit in GPU memory for
 the life of the container, whichever tier a request uses. The models are built from their real

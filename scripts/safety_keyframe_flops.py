@@ -1,6 +1,6 @@
 """FLOPs the safety checker and tier 3's one-megapixel keyframe add to a video, at the real sizes.
 
-    python scripts/safety_keyframe_flops.py
+    python -m scripts.safety_keyframe_flops
 
 Every model is built from its real config (docs/model_configs.json, through scripts/benchmark.py's
 builder) on PyTorch's `meta` device: shapes only, no memory, no download, no GPU. Each forward is

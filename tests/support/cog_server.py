@@ -78,6 +78,11 @@ class CogServer:
         predictor: str = "predict.py:Runner",
         schema: dict | None = None,
     ):
+        module, _, runner = predictor.partition(":")
+        if not runner or not (REPO / module).is_file():
+            raise ValueError(
+                f"predictor must be FILE:CLASS with FILE a path under {REPO}, not {predictor!r}"
+            )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -90,11 +95,6 @@ class CogServer:
         if schema is not None:
             (self.app_dir / ".cog").mkdir()
             (self.app_dir / ".cog" / "openapi_schema.json").write_text(json.dumps(schema))
-        module, _, runner = predictor.partition(":")
-        if not runner or not (REPO / module).is_file():
-            raise ValueError(
-                f"predictor must be FILE:CLASS with FILE a path under {REPO}, not {predictor!r}"
-            )
         env = {**os.environ, **image_environment()}
         # Cog spawns its worker as `python` from PATH: put this environment's interpreter first.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
