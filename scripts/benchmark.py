@@ -1,8 +1,8 @@
 """Speed and memory of each tier: ours against diffusers' stock pipelines, on one device, in one run.
 
-    python scripts/benchmark.py --out docs                  # GPU: full-size models, production defaults
-    python scripts/benchmark.py --smoke --out /tmp/bench    # CPU: tiny weights, tiny sizes (CI)
-    python scripts/benchmark.py --flops --out /tmp/flops    # any machine: tier 2's FLOPs per video, standard and draft
+    python -m scripts.benchmark --out docs                  # GPU: full-size models, production defaults
+    python -m scripts.benchmark --smoke --out /tmp/bench    # CPU: tiny weights, tiny sizes (CI)
+    python -m scripts.benchmark --flops --out /tmp/flops    # any machine: tier 2's FLOPs per video, standard and draft
 
 On a GPU it builds the full-size architectures from docs/model_configs.json with random weights
 (timings and memory do not depend on weight values), saves them once in the production layout
@@ -30,21 +30,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from make_tiny_weights import CLIP_TOKEN_IDS, make_tiny_weights, write_weights  # noqa: E402
-
-from pipelines.common import Device, pick_device  # noqa: E402
-from pipelines.images import fit_to_size  # noqa: E402
-from pipelines.inputs import resolve_request  # noqa: E402
-from pipelines.progress import Progress  # noqa: E402
-from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo  # noqa: E402
-from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo, keyframe_size  # noqa: E402
-from pipelines.video import to_uint8, write_video  # noqa: E402
-from weights import WEIGHT_SETS, required_files  # noqa: E402
-from weights_build import write_lock  # noqa: E402
-from weights_lock import VERIFIED_CACHE, verify_weights  # noqa: E402
+from pipelines.common import Device, pick_device
+from pipelines.images import fit_to_size
+from pipelines.inputs import resolve_request
+from pipelines.progress import Progress
+from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo
+from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo, keyframe_size
+from pipelines.video import to_uint8, write_video
+from scripts import REPO
+from scripts.make_tiny_weights import CLIP_TOKEN_IDS, make_tiny_weights, write_weights
+from weights import WEIGHT_SETS, required_files
+from weights_build import write_lock
+from weights_lock import VERIFIED_CACHE, verify_weights
 
 CONFIGS = REPO / "docs" / "model_configs.json"  # copy of the real repos' config.json values
 H100_DOLLARS_PER_SECOND = 0.001525  # Replicate's H100 price

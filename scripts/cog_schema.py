@@ -1,12 +1,12 @@
-"""The OpenAPI schema `cog build` writes for predict.py, and what in predict.py Cog rejects or loses.
+"""The OpenAPI schema `cog build` writes for predict.py, and what in it Cog rejects or loses.
 
-Cog never imports predict.py to learn its inputs: a Go parser (tree-sitter) reads the source text and
-writes `.cog/openapi_schema.json`, which coglet checks every request against. This module redoes,
-with the stdlib `ast`, the part of that parser a predictor like ours uses, and names each parameter
-where Cog fails the build or silently drops or changes what the source says. Citations are
+Cog never imports predict.py to learn its inputs: a Go parser (tree-sitter) reads the source text
+and writes `.cog/openapi_schema.json`, which coglet checks every request against. This module
+redoes, with the stdlib `ast`, the part of that parser a predictor like ours uses, and names each
+parameter where Cog fails the build or silently drops or changes what the source says. Citations are
 `file:line` in replicate/cog at commit 6110c912, under pkg/schema/python/ unless a folder is named.
 
-    python scripts/cog_schema.py [predict.py] [--class Runner] [--out .cog/openapi_schema.json]
+    python -m scripts.cog_schema [predict.py] [--class Runner] [--out .cog/openapi_schema.json]
 """
 
 from __future__ import annotations
@@ -40,12 +40,14 @@ class CogBuildError(Exception):
 
 
 class Ordered(dict):
-    """An object Cog writes in insertion order (its orderedMapAny); every other one gets sorted keys,
-    as Go's encoding/json writes a map (pkg/schema/openapi_spec.go:566-630)."""
+    """An object Cog writes in insertion order (its orderedMapAny); every other one gets sorted
+    keys, as Go's encoding/json writes a map (pkg/schema/openapi_spec.go:566-630)."""
 
 
 @dataclass
-class DictValue:  # a dict literal, kept as Go keeps it: keys and values side by side (types.go:155-164)
+class DictValue:
+    """A dict literal, kept as Go keeps it: keys and values side by side (types.go:155-164)."""
+
     keys: list
     values: list
 
@@ -124,8 +126,9 @@ class Predictor:
         self.problems.append(Problem(f"{text} {FAILS}" if fatal else text, fatal))
 
     def raw(self, node: ast.AST, after: ast.AST | None = None) -> str:
-        """The source text of `node`, with the parentheses `ast` folds away when `after` (what stands
-        before the `=`) is given: to tree-sitter `(x)` is a parenthesized_expression, no literal."""
+        """The source text of `node`, with the parentheses `ast` folds away when `after` (what
+        stands before the `=`) is given: to tree-sitter `(x)` is a parenthesized_expression, no
+        literal."""
         text = ast.get_source_segment(self.text, node)
         if after is None:
             return text
@@ -251,8 +254,8 @@ class Predictor:
         return attributes, methods
 
     def _target(self, class_name: str, method: str) -> ast.FunctionDef:
-        # target.go:89-133: the class's run(), else its legacy predict(). (Cog also looks in a parent
-        # class and takes a top-level function; this project has neither.)
+        # target.go:89-133: the class's run(), else its legacy predict(). (Cog also looks in a
+        # parent class and takes a top-level function; this project has neither.)
         wanted = (method, "predict") if method == "run" else (method,)
         classes = [
             node
@@ -285,8 +288,8 @@ class Predictor:
                 index == 0 and arg.arg == "self"
             ):  # inputs.go:321-331
                 self.report(
-                    f"parameter '{arg.arg}' has no type annotation: Cog leaves it out of the schema, "
-                    "so no request can set it"
+                    f"parameter '{arg.arg}' has no type annotation: Cog leaves it out of the "
+                    "schema, so no request can set it"
                 )
             elif arg.annotation is not None:
                 try:
@@ -356,8 +359,9 @@ class Predictor:
         return {"default": value}
 
     def input_call(self, call: ast.Call, where: str, skip: tuple = ()) -> dict | None:
-        """inputs.go:459-534: the keyword arguments of Input(...); None when the build fails. Keys in
-        `skip` are set at a Cls.method() call site, so what the method's Input() says does not count."""
+        """inputs.go:459-534: the keyword arguments of Input(...); None when the build fails. Keys
+        in `skip` are set at a Cls.method() call site, so what the method's Input() says does not
+        count."""
         for arg in call.args:  # inputs.go:467-470: only keyword arguments are read
             self.report(
                 f"{where}: positional argument `{self.raw(arg)}` to Input() is ignored by Cog; "
@@ -367,8 +371,8 @@ class Predictor:
         for keyword in call.keywords:
             if keyword.arg is None:
                 self.report(
-                    f"{where}: Input(**{self.raw(keyword.value)}) is not read by Cog: every setting "
-                    "in it is dropped"
+                    f"{where}: Input(**{self.raw(keyword.value)}) is not read by Cog: every "
+                    "setting in it is dropped"
                 )
             elif keyword.arg not in skip:
                 raw = ast.get_source_segment(self.text, keyword).partition("=")[2].strip()
@@ -389,8 +393,8 @@ class Predictor:
             value, node = self.resolve(node, raw)
             if value is UNRESOLVED:
                 self.report(
-                    f"{where}: default=`{raw}` cannot be statically resolved, so Cog writes default "
-                    "None (a required input unless the type is Optional)"
+                    f"{where}: default=`{raw}` cannot be statically resolved, so Cog writes "
+                    "default None (a required input unless the type is Optional)"
                 )
                 return None
         elif key == "choices":  # inputs.go:514-521
@@ -479,8 +483,8 @@ class Predictor:
         return not failed
 
     def _method_call(self, name: str, key: str, call: ast.Call, raw: str) -> dict | None:
-        """inputs.go:173-239: the method's Input(...), whose default/description/ge/le an argument of
-        that *name* replaces if it is a literal; every other argument is ignored."""
+        """inputs.go:173-239: the method's Input(...), whose default/description/ge/le an argument
+        of that *name* replaces if it is a literal; every other argument is ignored."""
         names, body = self.methods[key]
         given = {kw.arg: kw.value for kw in call.keywords if kw.arg} | dict(zip(names, call.args))
         where = f"parameter '{name}' ({raw})"
@@ -552,7 +556,8 @@ def union_members(node: ast.AST) -> list | None:
         "Union",
     ):
         args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        return args + [ast.Constant(None)] if ast.unparse(node.value).endswith("Optional") else args
+        optional = ast.unparse(node.value).endswith("Optional")
+        return [*args, ast.Constant(None)] if optional else args
     return None
 
 
@@ -738,7 +743,8 @@ def document(inputs: Ordered, output: dict, version: str) -> dict:
 
 def go_json(value) -> str:
     """Compact JSON as Go's encoding/json writes it: map keys sorted (Ordered ones kept), <, > and &
-    escaped, a whole float without ".0" (the exponent forms below 1e-6 and from 1e21 are not redone)."""
+    escaped, a whole float without ".0" (the exponent forms below 1e-6 and from 1e21 are not
+    redone)."""
     if isinstance(value, dict):
         items = value.items() if isinstance(value, Ordered) else sorted(value.items())
         return "{" + ",".join(f"{go_json(key)}:{go_json(item)}" for key, item in items) + "}"
@@ -776,8 +782,8 @@ def openapi_schema(
 def check_predict_file(
     predict_py: Path, class_name: str = "Runner", method: str = "run"
 ) -> list[str]:
-    """Every place where `cog build` fails (the text ends "(cog build fails)") or Cog silently drops or
-    changes what predict.py says, in source order; [] when there is none."""
+    """Every place where `cog build` fails (the text ends "(cog build fails)") or Cog silently drops
+    or changes what predict.py says, in source order; [] when there is none."""
     try:
         predictor = Predictor(Path(predict_py).read_text(), class_name, method)
     except CogBuildError as error:

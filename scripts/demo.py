@@ -14,14 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from cog_schema import openapi_schema  # noqa: E402
-from cog_server import CogServer, decode_data_uri  # noqa: E402
-from make_tiny_weights import make_tiny_weights  # noqa: E402
-
-from weights import WEIGHTS_DIR_ENV, missing_files, tiny_weights_info, weights_dir  # noqa: E402
+from scripts import REPO
+from scripts.cog_schema import openapi_schema
+from scripts.make_tiny_weights import make_tiny_weights
+from tests.support.cog_server import CogServer, decode_data_uri
+from weights import WEIGHTS_DIR_ENV, missing_files, tiny_weights_info, weights_dir
 
 TINY_WEIGHTS_DIR = REPO / ".cache" / "tiny-weights"
 # On tiny weights: small enough to finish in seconds on a laptop CPU (real weights: the defaults).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job: set up .venv if needed, then run scripts/demo.py (arguments are passed on).
+# The main job: set up .venv if needed, then `python -m scripts.demo` (arguments are passed on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-exec python scripts/demo.py "$@"
+exec python -m scripts.demo "$@"

@@ -16,8 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from weights import WeightsError, weights_dir
 from weights_fetch import HF_TOKEN_ENV, WEIGHTS_URL_ENV, fetch_and_verify
 

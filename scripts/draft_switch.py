@@ -1,6 +1,6 @@
 """Switching tier 2 between its standard and draft motion modules: time and memory, both ways.
 
-    python scripts/draft_switch.py [--out docs/BENCHMARKS.md] [--full-size]
+    python -m scripts.draft_switch [--out docs/BENCHMARKS.md] [--full-size]
 
 The draft (pipelines/draft.py) keeps AnimateDiff v3's and AnimateDiff-Lightning's motion modules
 resident around one SD 1.5 UNet and swaps which set the UNet runs. This measures, on this machine:
@@ -27,7 +27,6 @@ import gc
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -35,14 +34,10 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
-
-from make_tiny_weights import make_tiny_weights, motion_lora_state_dict  # noqa: E402
-
-from pipelines.common import Device  # noqa: E402
-from pipelines.draft import CAMERA_MOTIONS, DraftMode, MotionModules  # noqa: E402
+from pipelines.common import Device
+from pipelines.draft import CAMERA_MOTIONS, DraftMode, MotionModules
+from scripts import REPO
+from scripts.make_tiny_weights import make_tiny_weights, motion_lora_state_dict
 
 BEGIN, END = "<!-- draft-switch: begin -->", "<!-- draft-switch: end -->"
 SWITCHES = 1000  # each way, for the resident-set check
@@ -147,13 +142,14 @@ def tiny_draft() -> DraftMode:
 def full_size_draft() -> DraftMode:
     """The real architectures: SD 1.5's UNet with v3's modules (meta: never touched by the swap),
     Lightning's modules and the eight LoRAs in fp16 on the CPU."""
-    from benchmark import build_full_size_models
     from diffusers import (
         AnimateDiffPipeline,
         EulerDiscreteScheduler,
         MotionAdapter,
         UNetMotionModel,
     )
+
+    from scripts.benchmark import build_full_size_models
 
     meta = Device(torch.device("meta"), torch.float16)
     models = build_full_size_models(meta)
@@ -207,7 +203,7 @@ def section(results: dict[str, dict]) -> str:
         BEGIN,
         "## Draft mode: switching motion modules",
         "",
-        f"`python scripts/draft_switch.py{' --full-size' if len(results) > 1 else ''}`, "
+        f"`python -m scripts.draft_switch{' --full-size' if len(results) > 1 else ''}`, "
         f"{datetime.date.today().isoformat()}, {machine()}. No GPU: the figures are the CPU's; "
         "the swap itself is attribute assignments whatever the device, and no tensor moves.",
         "",

@@ -1,8 +1,8 @@
 """The GPU checks that go through Cog's server, on the full-size weights the benchmark wrote, in
 float16 (the default on a GPU). scripts/gpu_check.sh runs it after the benchmark.
 
-    python scripts/gpu_check.py --weights-dir .cache/full-size-weights --out docs
-    python scripts/gpu_check.py --smoke --out /tmp/check    # CPU, tiny weights: the harness only (CI)
+    python -m scripts.gpu_check --weights-dir .cache/full-size-weights --out docs
+    python -m scripts.gpu_check --smoke --out /tmp/check    # CPU, tiny weights: the harness only (CI)
 
 1. Setup: seconds to READY, and the GPU memory the worker holds once every tier is resident.
 2. A short soak: ten predictions of both tiers at small sizes, the worker's GPU memory after each.
@@ -30,10 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from cog_server import CogServer, decode_data_uri  # noqa: E402
+from scripts import REPO
+from tests.support.cog_server import CogServer, decode_data_uri
 
 GIB = 2**30
 PROMPT = "a red fox running through fresh snow at sunrise, cinematic"
@@ -233,7 +231,7 @@ def main() -> None:
         prefix="gpu-check-weights-"
     )  # the smoke run's tiny weights
     if args.smoke:
-        from make_tiny_weights import make_tiny_weights
+        from scripts.make_tiny_weights import make_tiny_weights
 
         weights_dir = args.weights_dir or Path(scratch.name)
         if args.weights_dir is None:

@@ -36,9 +36,9 @@ print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transform
 'GPU', torch.cuda.get_device_name())" || exit 1
 
 mkdir -p docs
-timeout 400 "$PYTHON" scripts/benchmark.py --out docs --runs 1 --warmups 1 > /tmp/gpu-check-benchmark.log 2>&1
+timeout 400 "$PYTHON" -m scripts.benchmark --out docs --runs 1 --warmups 1 > /tmp/gpu-check-benchmark.log 2>&1
 benchmark_status=$?
-timeout 150 "$PYTHON" scripts/gpu_check.py --out docs > /tmp/gpu-check-server.out 2>&1
+timeout 150 "$PYTHON" -m scripts.gpu_check --out docs > /tmp/gpu-check-server.out 2>&1
 server_status=$?
 
 # The device tool brings back what is under $OUT (this workplace only); elsewhere docs/ holds it all.

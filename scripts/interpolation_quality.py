@@ -1,7 +1,7 @@
 """How well film-rate playback rebuilds frames: drop every other frame of a clip with real motion,
 make them again from their neighbours, and compare with the dropped ones (PSNR, dB).
 
-    python scripts/interpolation_quality.py            # prints the Markdown table the README quotes
+    python -m scripts.interpolation_quality            # prints the Markdown table the README quotes
 
 The clips are synthetic, rendered here at 320×192 and 24 fps so the truth between two frames is
 known: a procedural scene (several octaves of smooth noise, with hard-edged discs and bars for
@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines import interpolation
 

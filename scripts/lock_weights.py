@@ -8,10 +8,7 @@ Run it once on a download you trust; from then on setup refuses any file that di
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from weights import missing_files
 from weights_build import write_lock

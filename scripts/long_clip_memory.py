@@ -1,7 +1,7 @@
 """Peak memory of long tier-2 clips on the CPU, as num_frames grows (tiny weights, fixed size).
 
-    python scripts/long_clip_memory.py --out docs/BENCHMARKS.md     # 32, 64, 96 frames at 256×256
-    python scripts/long_clip_memory.py --frames 32 40 --size 64     # quicker, printed only
+    python -m scripts.long_clip_memory --out docs/BENCHMARKS.md     # 32, 64, 96 frames at 256×256
+    python -m scripts.long_clip_memory --frames 32 40 --size 64     # quicker, printed only
 
 Each clip runs in a fresh process (so one clip's peak cannot hide another's) that loads tier 2
 through the production loader and generates through `TextToVideo.generate`, the code a
@@ -28,9 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
+from scripts import REPO
 
 SECTION = "## Long tier-2 clips: peak memory on the CPU (issue #13)"
 MIB = 2**20
@@ -100,7 +98,8 @@ def measure(
     """`measure_one` in a fresh Python process."""
     command = [
         sys.executable,
-        __file__,
+        "-m",
+        "scripts.long_clip_memory",
         "--child",
         "--weights",
         str(weights_dir),
@@ -111,7 +110,7 @@ def measure(
         "--steps",
         str(steps),
     ] + ([] if split_inference else ["--without-split-inference"])
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"measuring {num_frames} frames failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -213,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         weights = args.weights
         if weights is None:
-            from make_tiny_weights import make_tiny_weights
+            from scripts.make_tiny_weights import make_tiny_weights
 
             weights = Path(scratch) / "tiny-weights"
             make_tiny_weights(weights)
@@ -223,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             for split in splits if num_frames > 32 else splits[:1]:
                 rows.append(measure(weights, num_frames, args.size, args.steps, split))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
-    command = "python scripts/long_clip_memory.py " + " ".join(
+    command = "python -m scripts.long_clip_memory " + " ".join(
         arg for arg in (argv if argv is not None else sys.argv[1:])
     )
     text = section(rows, command.strip())

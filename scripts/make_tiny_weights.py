@@ -1,6 +1,6 @@
 """Write tiny, randomly initialised models in exactly the on-disk layout of the real weights.
 
-    python scripts/make_tiny_weights.py DIR
+    python -m scripts.make_tiny_weights DIR
 
 Nothing is downloaded: every model is built from a small config with a fixed seed and saved with
 `save_pretrained` (safetensors, fp16 variants where the real repos publish them), and the CLIP
@@ -22,12 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from weights import TINY_MARKER, WEIGHT_SETS
 from weights_build import write_lock
@@ -43,9 +40,9 @@ TEXT_HIDDEN = 32
 HUB_METADATA = Path(__file__).resolve().parent / "hub_metadata"
 # What a CLIP tokenizer folder holds in the real repos; save_pretrained adds tokenizer.json.
 TOKENIZER_FILES = {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"}
-# The published CLIP text configs' token ids. With eos_token_id 2 (a legacy value transformers keeps)
-# CLIP pools its output at the highest token id in the prompt, the end-of-text token here as in the
-# real vocabulary: the tiny encoders take the path the real ones take.
+# The published CLIP text configs' token ids. With eos_token_id 2 (a legacy value transformers
+# keeps) CLIP pools its output at the highest token id in the prompt, the end-of-text token here as
+# in the real vocabulary: the tiny encoders take the path the real ones take.
 CLIP_TOKEN_IDS = dict(bos_token_id=0, eos_token_id=2, pad_token_id=1)
 
 
@@ -175,7 +172,8 @@ def make_sd15(weights_dir: Path, models: dict | None = None) -> None:
 
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
     unet = models.get("unet") or tiny_unet(cross_attention_dim=TEXT_HIDDEN)
-    # The repo's own scheduler (PNDM; tier 2 loads its config into DDIM with AnimateDiff's settings).
+    # The repo's own scheduler (PNDM; tier 2 loads its config into DDIM with AnimateDiff's
+    # settings).
     scheduler = PNDMScheduler.from_pretrained(folder, subfolder="scheduler")
     pipeline = StableDiffusionPipeline(
         vae=models.get("vae") or tiny_vae(),
@@ -232,7 +230,8 @@ def make_sdxl(weights_dir: Path, models: dict | None = None) -> None:
 
 
 def make_svd(weights_dir: Path, models: dict | None = None) -> None:
-    """SVD-XT 1.1: spatio-temporal UNet, temporal-decoder VAE, CLIP vision encoder, Euler (Karras)."""
+    """SVD-XT 1.1: spatio-temporal UNet, temporal-decoder VAE, CLIP vision encoder, Euler
+    (Karras)."""
     models = models or {}
     from diffusers import (
         AutoencoderKLTemporalDecoder,

@@ -1,7 +1,7 @@
 """Full size on a CPU, once: every model at its real architecture, random weights, bfloat16, through
 setup() and Cog's server, to see the memory and the load that the tiny weights cannot show.
 
-    nice python scripts/rehearse.py --out docs       # writes docs/rehearse.json and docs/rehearse.md
+    nice python -m scripts.rehearse --out docs       # writes docs/rehearse.json and docs/rehearse.md
 
 1. Each weight set is built at its real architecture (docs/model_configs.json, as the GPU benchmark
    builds them) with random weights in bfloat16, in a child process of its own, so one set's memory
@@ -32,10 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from cog_server import CogServer  # noqa: E402
+from scripts import REPO
+from tests.support.cog_server import CogServer
 
 MARKER = "FULL_SIZE_RANDOM_WEIGHTS"  # the benchmark's marker: real architectures, random weights
 DTYPE = "bfloat16"
@@ -65,10 +63,10 @@ GIB = 2**30
 def build_set(name: str, weights_dir: Path) -> None:
     """Child process: build one weight set at full size in bfloat16 and write it."""
     import torch
-    from benchmark import build_full_size_set
-    from make_tiny_weights import WRITERS
 
     from pipelines.common import Device
+    from scripts.benchmark import build_full_size_set
+    from scripts.make_tiny_weights import WRITERS
 
     WRITERS[name](
         weights_dir, build_full_size_set(name, Device(torch.device("cpu"), torch.bfloat16))
@@ -77,8 +75,7 @@ def build_set(name: str, weights_dir: Path) -> None:
 
 def write_full_size_weights(weights_dir: Path) -> float:
     """Every set, one child process each; then the lock. Returns the seconds it took."""
-    from make_tiny_weights import DERIVED_WRITERS, WRITERS
-
+    from scripts.make_tiny_weights import DERIVED_WRITERS, WRITERS
     from weights_build import write_lock
 
     started = time.monotonic()
@@ -86,7 +83,16 @@ def write_full_size_weights(weights_dir: Path) -> float:
     for name in WRITERS:
         print(f"Building and writing {name} at full size ...", flush=True)
         subprocess.run(
-            [sys.executable, __file__, "--build-set", name, "--weights-dir", str(weights_dir)],
+            [
+                sys.executable,
+                "-m",
+                "scripts.rehearse",
+                "--build-set",
+                name,
+                "--weights-dir",
+                str(weights_dir),
+            ],
+            cwd=REPO,
             check=True,
         )
     for write in DERIVED_WRITERS:  # the draft module and LoRAs, shaped by the adapter just written
@@ -181,7 +187,7 @@ def write_results(out: Path, results: dict) -> None:
         "",
         f"Every model at its real architecture with random weights, {DTYPE}, loaded by setup() in "
         "Cog's server (every tier resident), one tiny-size, one-step prediction per tier. "
-        "`python scripts/rehearse.py --out docs`.",
+        "`python -m scripts.rehearse --out docs`.",
         "",
         f"Building and writing the weights ({results['weights_gib']:.1f} GiB of fp16 files) and locking "
         f"them: {results['build_seconds']:.0f} s.",

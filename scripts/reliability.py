@@ -1,12 +1,13 @@
 """Run every fault and abuse check against Cog's real server on tiny weights; write a report.
 
-    python scripts/reliability.py                 # the checks (the same tests CI runs) -> docs/RELIABILITY.md
-    python scripts/reliability.py --soak 50       # ... plus 50 mixed predictions in a row
+    python -m scripts.reliability             # the checks (CI runs them too) -> docs/RELIABILITY.md
+    python -m scripts.reliability --soak 50   # ... plus 50 mixed predictions in a row
 
-The checks are the test files below, run with pytest; the report counts the cases of each check
-and their outcome, tallies the fuzzer's requests by input class and lists each stage's cancel
-time. The soak sends mixed predictions (formats, sizes, tiers, bad inputs, a cancel) to one server
-and records the worker's resident memory and each prediction's latency, to show neither grows.
+The checks are the tests marked `reliability` (pyproject.toml declares the marker; each of their
+files sets `pytestmark`), run with pytest; the report counts the cases of each check and their
+outcome, tallies the fuzzer's requests by input class and lists each stage's cancel time. The soak
+sends mixed predictions (formats, sizes, tiers, bad inputs, a cancel) to one server and records
+the worker's resident memory and each prediction's latency, to show neither grows.
 """
 
 from __future__ import annotations
@@ -26,21 +27,11 @@ import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from scripts import REPO
+from scripts.make_tiny_weights import make_tiny_weights
+from tests.support.cog_server import CogServer, WebhookReceiver, image_environment
 
-from cog_server import CogServer, WebhookReceiver, image_environment  # noqa: E402
-from make_tiny_weights import make_tiny_weights  # noqa: E402
-
-CHECKS = [
-    "tests/test_server.py",
-    "tests/test_server_reliability.py",
-    "tests/test_server_tier3.py",
-    "tests/test_images.py",
-    "tests/test_faults.py",
-    "tests/test_fuzz.py",
-    "tests/test_inputs.py",
-]
+MARKER = "reliability"  # the pytest marker the checks carry (declared in pyproject.toml)
 # The soak's mix: good requests of every format and a few sizes, and bad ones in between.
 SOAK_MIX = [
     dict(prompt="a tram in the rain", width=64, height=64, num_frames=8, num_inference_steps=2),
@@ -82,22 +73,15 @@ SOAK_MIX = [
 ]
 
 
-def run_checks(junit_path: Path, checks: list[str] = CHECKS) -> dict:
+def run_checks(junit_path: Path) -> dict:
     """Run the checks with pytest and read what they found (read_junit)."""
+    # Cog's server spawns its worker as `python` from PATH: this interpreter's must come first.
     env = dict(
         os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     )
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--junitxml={junit_path}",
-            *checks,
-        ],
+        [*pytest, "-m", MARKER, f"--junitxml={junit_path}"],
         cwd=REPO,
         env=env,
         check=False,
@@ -128,6 +112,11 @@ def read_junit(junit_path: Path) -> dict:
         (name, total, passed, module) for (module, name), (total, passed) in sorted(counts.items())
     ]
     return dict(checks=checks, fuzz=fuzz, cancels=cancels)
+
+
+def failed_cases(checks: dict | None) -> int:
+    """Cases that did not pass (failed, errored or skipped), over every check."""
+    return sum(total - passed for _, total, passed, _ in (checks or {}).get("checks", []))
 
 
 def worker_rss_mib(server: CogServer) -> float:
@@ -192,6 +181,19 @@ def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str
             gpu.append(worker_gpu_mib(server))
     finally:
         server.stop()
+    return soak_figures(server_env, dict(outcomes), rss, gpu, latencies)
+
+
+def soak_figures(
+    server_env: dict[str, str],
+    outcomes: dict[str, int],
+    rss: list[float],
+    gpu: list[float | None],
+    latencies: dict[int, list[float]],
+) -> dict:
+    """What the report says about a soak, from its samples: `rss` and `gpu` (MiB) taken after the
+    warm-up and then after each prediction, in order; `latencies` (seconds) by kind of request
+    (index into SOAK_MIX), in the order they ran."""
     # Latency growth: per kind of request, the median of its last third of runs against its first
     # third (single runs are too noisy on a shared CPU), then the median over kinds.
     thirds = {kind: max(1, len(runs) // 3) for kind, runs in latencies.items()}
@@ -204,9 +206,9 @@ def soak(count: int, weights_dir: Path, log_dir: Path, server_env: dict[str, str
     # quarter: the ratio is taken over the requests that run a model (50 ms or more).
     growth = [last / first for first, last in by_kind.values() if first >= 0.05]
     return dict(
-        count=count,
+        count=sum(outcomes.values()),
         server_env=server_env,
-        outcomes=dict(outcomes),
+        outcomes=outcomes,
         rss_start=rss[0],
         rss_end=rss[-1],
         rss_max=max(rss),
@@ -226,7 +228,7 @@ def checks_table(checks) -> list[str]:
     ]
     total = sum(row[1] for row in checks)
     passed = sum(row[2] for row in checks)
-    return lines + ["", f"{passed} of {total} cases passed.", ""]
+    return [*lines, "", f"{passed} of {total} cases passed.", ""]
 
 
 def cancel_table(cancels: dict[str, float]) -> list[str]:
@@ -235,9 +237,9 @@ def cancel_table(cancels: dict[str, float]) -> list[str]:
     return [
         "## Cancel through the server, in each stage",
         "",
-        "`POST /predictions/{id}/cancel` sent once the stage's first progress line arrived by webhook "
-        "(for the encode, once the worker's ffmpeg was running); the time is from the request to the "
-        "`canceled` webhook (tests/test_server_reliability.py).",
+        "`POST /predictions/{id}/cancel` sent once the stage's first progress line arrived by "
+        "webhook (for the encode, once the worker's ffmpeg was running); the time is from the "
+        "request to the `canceled` webhook (tests/test_server_reliability.py).",
         "",
         "| tier and stage | canceled after |",
         "|---|---|",
@@ -261,13 +263,13 @@ def fuzz_table(fuzz: dict[str, dict[str, int]]) -> list[str]:
     lines = [
         "## Fuzzer: what was sent, and what came back",
         "",
-        "Requests from tests/test_fuzz.py (hypothesis) through the server, once served with the schema "
-        "`cog build` writes (as on Replicate: Cog answers 422 naming the field for a value the schema "
-        "refuses) and once without one, by the input classes each held (a request counts once in "
-        "every class it held). Every answer was a success or a failure "
-        "naming the field, the server was READY after each, nothing was written outside the "
-        "prediction's output and the local file some requests named was never read; any other "
-        "outcome fails the test.",
+        "Requests from tests/test_fuzz.py (hypothesis) through the server, once served with the "
+        "schema `cog build` writes (as on Replicate: Cog answers 422 naming the field for a value "
+        "the schema refuses) and once without one, by the input classes each held (a request "
+        "counts once in every class it held). Every answer was a success or a failure naming the "
+        "field, the server was READY after each, nothing was written outside the prediction's "
+        "output and the local file some requests named was never read; any other outcome fails "
+        "the test.",
         "",
         "| input class | requests | " + " | ".join(FUZZ_OUTCOMES) + " |",
         "|---|---|" + "---|" * len(FUZZ_OUTCOMES),
@@ -278,54 +280,66 @@ def fuzz_table(fuzz: dict[str, dict[str, int]]) -> list[str]:
             + " | ".join(str(outcomes.get(outcome, 0)) for outcome in FUZZ_OUTCOMES)
             + " |"
         )
-    return lines + [""]
+    return [*lines, ""]
 
 
-def write_report(path: Path, checks, soak_result) -> None:
+def soak_section(soak_result: dict) -> list[str]:
+    gpu = soak_result["gpu_every_10"]
+    return [
+        f"## Soak: {soak_result['count']} mixed predictions in a row on one server",
+        "",
+        f"- server environment: the image's from cog.yaml ({image_environment() or 'none'}), "
+        f"overridden by --server-env: {soak_result['server_env'] or 'none'}",
+        f"- outcomes: {soak_result['outcomes']}",
+        f"- worker resident memory: {soak_result['rss_start']:.0f} MiB after warm-up (one request "
+        f"of each kind), {soak_result['rss_end']:.0f} MiB at the end, "
+        f"{soak_result['rss_max']:.0f} MiB at most",
+        f"- worker resident memory every 10 predictions (MiB): {soak_result['rss_every_10']}",
+        f"- worker GPU memory every 10 predictions (MiB, nvidia-smi): {gpu}"
+        if gpu is not None
+        else "- worker GPU memory: not measured (no NVIDIA GPU here)",
+        "- latency, last third against first third of each kind of request's runs (median over "
+        f"the kinds that run a model): {soak_result['latency_ratio']:.2f}×",
+        "- latency of each kind of request in SOAK_MIX's order, median of the first third → of "
+        f"the last third (ms): {', '.join(soak_result['latency_by_kind'])}",
+        "",
+    ]
+
+
+def command_line(soak_result: dict | None) -> str:
+    """The command that writes this report."""
+    words = ["python -m scripts.reliability"]
+    if soak_result:
+        words.append(f"--soak {soak_result['count']}")
+        words += [f"--server-env {key}={value}" for key, value in soak_result["server_env"].items()]
+    return " ".join(words)
+
+
+def write_report(path: Path, checks: dict | None, soak_result: dict | None) -> None:
     import cog
     import torch
 
     lines = [
         "# Reliability report",
         "",
-        f"Written by `python scripts/reliability.py{' --soak ' + str(soak_result['count']) if soak_result else ''}"
-        f"{''.join(f' --server-env {k}={v}' for k, v in (soak_result or {}).get('server_env', {}).items())}`"
-        f" on {datetime.date.today().isoformat()}, {platform.node()} ({platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
-        f"cog {cog.__version__}), against Cog's real HTTP server on tiny random weights, CPU.",
+        f"Written by `{command_line(soak_result)}` on {datetime.date.today().isoformat()}, "
+        f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, torch {torch.__version__}, cog {cog.__version__}), against "
+        "Cog's real HTTP server on tiny random weights, CPU.",
         "",
     ]
     if checks:
         lines += checks_table(checks["checks"])
         if not torch.cuda.is_available():
             lines += [
-                "Not run on this machine (no GPU): a real CUDA out-of-memory at the largest request "
-                "(test_faults injects torch.OutOfMemoryError in each stage instead) and GPU memory "
-                "over the soak.",
+                "Not run on this machine (no GPU): a real CUDA out-of-memory at the largest "
+                "request (test_faults injects torch.OutOfMemoryError in each stage instead) and "
+                "GPU memory over the soak.",
                 "",
             ]
         lines += cancel_table(checks["cancels"]) + fuzz_table(checks["fuzz"])
     if soak_result:
-        lines += [
-            f"## Soak: {soak_result['count']} mixed predictions in a row on one server",
-            "",
-            f"- server environment: the image's from cog.yaml ({image_environment() or 'none'}), "
-            f"overridden by --server-env: {soak_result['server_env'] or 'none'}",
-            f"- outcomes: {soak_result['outcomes']}",
-            f"- worker resident memory: {soak_result['rss_start']:.0f} MiB after warm-up (one request of "
-            f"each kind), "
-            f"{soak_result['rss_end']:.0f} MiB at the end, {soak_result['rss_max']:.0f} MiB at most",
-            f"- worker resident memory every 10 predictions (MiB): {soak_result['rss_every_10']}",
-            f"- worker GPU memory every 10 predictions (MiB, nvidia-smi): {soak_result['gpu_every_10']}"
-            if soak_result["gpu_every_10"] is not None
-            else "- worker GPU memory: not measured (no NVIDIA GPU here)",
-            f"- latency, last third against first third of each kind of request's runs (median over the "
-            f"kinds that run a model): "
-            f"{soak_result['latency_ratio']:.2f}×",
-            f"- latency of each kind of request in SOAK_MIX's order, median of the first third → of the "
-            f"last third (ms): {', '.join(soak_result['latency_by_kind'])}",
-            "",
-        ]
+        lines += soak_section(soak_result)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 
@@ -356,8 +370,7 @@ def main() -> None:
             soak_result = soak(args.soak, scratch / "weights", scratch, server_env)
     write_report(args.out, checks, soak_result)
     print(args.out.read_text())
-    failed = sum(total - passed for _, total, passed, _ in (checks or {}).get("checks", []))
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failed_cases(checks) else 0)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """GPU memory the weights of every model take while the container holds them all, in half precision.
 
-    python scripts/resident_memory.py
+    python -m scripts.resident_memory
 
 `setup()` loads both tiers once and keeps them resident, so the weights below sit in GPU memory for
 the life of the container, whichever tier a request uses. The models are built from their real
@@ -15,18 +15,12 @@ CUDA context and kernels' workspace, and PyTorch's cache. Those need a GPU to me
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchmark import build_full_size_models
-
 from pipelines.common import Device
+from scripts.benchmark import build_full_size_models
 
 GB, GIB = 1e9, 2**30
 # (group, component) in build_full_size_models -> (tier, what it is). Ordered as the table prints.

@@ -1,6 +1,6 @@
 """FLOPs the safety checker and tier 3's one-megapixel keyframe add to a video, at the real sizes.
 
-    python scripts/safety_keyframe_flops.py
+    python -m scripts.safety_keyframe_flops
 
 Every model is built from its real config (docs/model_configs.json, through scripts/benchmark.py's
 builder) on PyTorch's `meta` device: shapes only, no memory, no download, no GPU. Each forward is
@@ -11,22 +11,15 @@ as docs/BENCHMARKS.md counts FLOPs. These are operation counts, not times: no GP
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchmark import build_full_size_models
 
 from pipelines.common import Device
 from pipelines.inputs import TIER_DEFAULTS
 from pipelines.safety import covering_squares, frames_to_check
 from pipelines.tier3 import keyframe_size
+from scripts.benchmark import build_full_size_models
 
 META = Device(torch.device("meta"), torch.float16)
 TERA = 1e12

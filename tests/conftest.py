@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
-
-from cog_schema import openapi_schema  # noqa: E402
-from cog_server import CogServer, WebhookReceiver  # noqa: E402
-from make_tiny_weights import make_tiny_weights  # noqa: E402
+from scripts.cog_schema import openapi_schema
+from scripts.make_tiny_weights import make_tiny_weights
+from tests.support import REPO
+from tests.support.cog_server import CogServer, WebhookReceiver
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +64,9 @@ def webhook():
 
 @pytest.fixture(scope="session")
 def stock_long_shot(tiny_weights_dir):
-    """tests/long_shot.py's LONG_SHOT as a request, and the frames diffusers' stock pipeline makes
-    for it with FreeNoise (computed once: both the pipeline and the server tests compare with it)."""
-    from tests.long_shot import long_shot_by_stock_diffusers
+    """tests/support/long_shot.py's LONG_SHOT as a request, and the frames diffusers' stock
+    pipeline makes for it with FreeNoise (computed once: both the pipeline and the server tests
+    compare with it)."""
+    from tests.support.long_shot import long_shot_by_stock_diffusers
 
     return long_shot_by_stock_diffusers(tiny_weights_dir)

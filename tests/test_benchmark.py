@@ -6,14 +6,13 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
 
 
 def test_smoke_benchmark_times_both_variants_counts_flops_and_compares_frames(tmp_path):
     subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--smoke", "--out", str(tmp_path)],
+        [sys.executable, "-m", "scripts.benchmark", "--smoke", "--out", str(tmp_path)],
         cwd=REPO,
         check=True,
         capture_output=True,
@@ -50,10 +49,8 @@ def test_full_size_models_are_the_real_architectures():
     counts are those in shared/reference/flops.md."""
     import torch
 
-    sys.path.insert(0, str(REPO / "scripts"))
-    import benchmark
-
     from pipelines.common import Device
+    from scripts import benchmark
 
     models = benchmark.build_full_size_models(Device(torch.device("meta"), torch.float16))
     counts = {
@@ -79,7 +76,7 @@ def test_flops_per_video_standard_and_draft_at_the_defaults(tmp_path):
     """Counted on the meta device: the standard count is flops.md's (35.35 TFLOP a UNet step with
     CFG, 924 a video), and the draft's 4 unguided steps with Lightning's modules cost 8.3× less."""
     subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--flops", "--out", str(tmp_path)],
+        [sys.executable, "-m", "scripts.benchmark", "--flops", "--out", str(tmp_path)],
         cwd=REPO,
         check=True,
         capture_output=True,
@@ -118,7 +115,7 @@ def test_draft_switch_script_writes_its_section_with_date_and_machine(tmp_path):
     out.write_text("# Benchmarks\n\nEarlier sections stay.\n")
     for _ in range(2):
         subprocess.run(
-            [sys.executable, "scripts/draft_switch.py", "--out", str(out)],
+            [sys.executable, "-m", "scripts.draft_switch", "--out", str(out)],
             cwd=REPO,
             check=True,
             capture_output=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from docker.utils.build import exclude_paths
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
 
 # What a checkout accumulates: environments, caches, outputs, a half-done download, real weights.
 JUNK = [
@@ -56,7 +56,7 @@ def build_context(project: Path, dockerignore: str) -> set[str]:
         for line in dockerignore.splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    included = exclude_paths(str(project), patterns + [".cog"])
+    included = exclude_paths(str(project), [*patterns, ".cog"])
     return {path for path in included if (project / path).is_file()}
 
 
@@ -65,7 +65,7 @@ def checkout(tmp_path) -> Path:
     """A copy of the project's tracked files (the .dockerignore in the working tree included) and
     the junk of a working checkout."""
     project = tmp_path / "project"
-    for name in tracked_files() + [".dockerignore"]:
+    for name in [*tracked_files(), ".dockerignore"]:
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, project / name)
     for name in JUNK + WEIGHTS:
@@ -80,7 +80,8 @@ def test_the_image_gets_the_code_config_and_weights(checkout):
     needed = {"predict.py", "weights.py", "cog.yaml", "requirements.txt", ".dockerignore"}
     needed |= {str(path.relative_to(REPO)) for path in (REPO / "pipelines").glob("*.py")}
     assert needed <= context, needed - context
-    # Weights baked into the image, with the lock and the hashes already checked (no re-hash at boot).
+    # Weights baked into the image, with the lock and the hashes already checked (no re-hash at
+    # boot).
     assert set(WEIGHTS) <= context, set(WEIGHTS) - context
 
 

@@ -8,12 +8,12 @@ import importlib.metadata
 import inspect
 import re
 import sys
-from pathlib import Path
 
 import yaml
 from cog import BaseRunner
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
+
 CONFIG = yaml.safe_load((REPO / "cog.yaml").read_text())
 
 # pkg/config/data/config_schema_v1.0.json: `additionalProperties: false` at the top (line 285) and

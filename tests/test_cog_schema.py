@@ -1,5 +1,6 @@
-"""The schema `cog build` writes for predict.py (scripts/cog_schema.py): each rule that fails the build
-or loses an input setting, Cog's own expectations for the same source, and coglet serving the result."""
+"""The schema `cog build` writes for predict.py (scripts/cog_schema.py): each rule that fails the
+build or loses an input setting, Cog's own expectations for the same source, and coglet serving the
+result."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from cog_schema import CogBuildError, check_predict_file, go_json, main, openapi_schema
-from cog_server import CogServer
 
-REPO = Path(__file__).resolve().parent.parent
+from scripts.cog_schema import CogBuildError, check_predict_file, go_json, main, openapi_schema
+from tests.support import REPO
+from tests.support.cog_server import CogServer
+
 HEADER = "from typing import Optional\n\nfrom cog import BaseRunner, Input, Path\n"
 
 
@@ -47,7 +49,7 @@ def input_of(schema: dict) -> dict:
     return schema["components"]["schemas"]["Input"]
 
 
-# --- the rules: each construct, the exact report, and a passing predictor ---------------------------
+# --- the rules: each construct, the exact report, and a passing predictor -----------------------
 
 FAILS = "(cog build fails)"
 RULES = {
@@ -66,14 +68,16 @@ RULES = {
         "tier: int = Input(default=2, choices=list(TIERS))",
         "TIERS = (2, 3)\n",
         [
-            f"parameter 'tier': choices expression `list(TIERS)` cannot be statically resolved {FAILS}"
+            "parameter 'tier': choices expression `list(TIERS)` cannot be statically resolved "
+            + FAILS
         ],
     ),
     "default_factory": (
         "prompt: str = Input(default_factory=str)",
         "",
         [
-            f"parameter 'prompt': default_factory is not supported in static schema generation {FAILS}"
+            "parameter 'prompt': default_factory is not supported in static schema generation "
+            + FAILS
         ],
     ),
     "no annotation, with a default": (
@@ -91,16 +95,16 @@ RULES = {
         'prompt: str = Input(description=f"At most {MAX_CHARS} characters.", default="")',
         "MAX_CHARS = 4000\n",
         [
-            "parameter 'prompt': description=`f\"At most {MAX_CHARS} characters.\"` is not a string literal "
-            "or same-file string constant: Cog drops it"
+            "parameter 'prompt': description=`f\"At most {MAX_CHARS} characters.\"` is not a "
+            "string literal or same-file string constant: Cog drops it"
         ],
     ),
     "imported description": (
         'prompt: str = Input(description=PROMPT_HELP, default="")',
         "from pipelines.help import PROMPT_HELP\n",
         [
-            "parameter 'prompt': description=`PROMPT_HELP` is not a string literal or same-file string "
-            "constant: Cog drops it"
+            "parameter 'prompt': description=`PROMPT_HELP` is not a string literal or same-file "
+            "string constant: Cog drops it"
         ],
     ),
     "implicit concatenation": (
@@ -115,8 +119,8 @@ RULES = {
         'fps: int = Input(description=("Frames per "\n    "second."), default=8)',
         "",
         [
-            'parameter \'fps\': description=`("Frames per "\n            "second.")` is not a string literal '
-            "or same-file string constant: Cog drops it"
+            'parameter \'fps\': description=`("Frames per "\n            "second.")` is not a '
+            "string literal or same-file string constant: Cog drops it"
         ],
     ),
     "escape in description": (
@@ -148,15 +152,16 @@ RULES = {
         "tier: int = Input(2)",
         "",
         [
-            "parameter 'tier': positional argument `2` to Input() is ignored by Cog; write default=..."
+            "parameter 'tier': positional argument `2` to Input() is ignored by Cog; write "
+            "default=..."
         ],
     ),
     "static method returning Input(**...)": (
         "seed: Optional[int] = Inputs.seed()",
         "class Inputs:\n    @staticmethod\n    def seed():\n        return Input(**SEED)\n",
         [
-            "parameter 'seed' (the Input() Inputs.seed returns): Input(**SEED) is not read by Cog: every "
-            "setting in it is dropped"
+            "parameter 'seed' (the Input() Inputs.seed returns): Input(**SEED) is not read by "
+            "Cog: every setting in it is dropped"
         ],
     ),
     "call-site argument Cog does not read": (
@@ -164,47 +169,50 @@ RULES = {
         "STEPS = 25\n\nclass Inputs:\n    @staticmethod\n    def steps(default, minimum):\n"
         "        return Input(description='Steps', default=default, ge=minimum)\n",
         [
-            "parameter 'steps' (Inputs.steps(default=STEPS, minimum=1)): default=`STEPS` is not a literal, all "
-            "Cog reads at a call site: it keeps what the method's Input() says",
-            "parameter 'steps' (Inputs.steps(default=STEPS, minimum=1)): argument minimum=`1` is ignored by Cog: "
-            "at a call site it reads only default, description, ge and le",
-            "parameter 'steps' (the Input() Inputs.steps returns): default=`default` cannot be statically "
-            "resolved, so Cog writes default None (a required input unless the type is Optional)",
-            "parameter 'steps' (the Input() Inputs.steps returns): ge=`minimum` is not a number literal: Cog "
-            "drops it",
-            "parameter 'steps': default None on a type that is not Optional: Cog makes it a required input; "
-            "annotate it Optional[...]",
+            "parameter 'steps' (Inputs.steps(default=STEPS, minimum=1)): default=`STEPS` is not a "
+            "literal, all Cog reads at a call site: it keeps what the method's Input() says",
+            "parameter 'steps' (Inputs.steps(default=STEPS, minimum=1)): argument minimum=`1` is "
+            "ignored by Cog: at a call site it reads only default, description, ge and le",
+            "parameter 'steps' (the Input() Inputs.steps returns): default=`default` cannot be "
+            "statically resolved, so Cog writes default None (a required input unless the type is "
+            "Optional)",
+            "parameter 'steps' (the Input() Inputs.steps returns): ge=`minimum` is not a number "
+            "literal: Cog drops it",
+            "parameter 'steps': default None on a type that is not Optional: Cog makes it a "
+            "required input; annotate it Optional[...]",
         ],
     ),
     "Cls.attr whose Input() Cog skips": (
         "tier: int = Inputs.tier",
         "TIERS = (2, 3)\n\nclass Inputs:\n    tier = Input(default=2, choices=list(TIERS))\n",
         [
-            f"parameter 'tier': default `Inputs.tier` cannot be statically resolved, because Cog skips Inputs.tier: "
-            f"choices expression `list(TIERS)` cannot be statically resolved {FAILS}"
+            "parameter 'tier': default `Inputs.tier` cannot be statically resolved, because Cog "
+            "skips Inputs.tier: choices expression `list(TIERS)` cannot be statically resolved "
+            + FAILS
         ],
     ),
     "default=None on int": (
         'seed: int = Input(description="Seed", default=None)',
         "",
         [
-            "parameter 'seed': default None on a type that is not Optional: Cog makes it a required input; "
-            "annotate it Optional[...]"
+            "parameter 'seed': default None on a type that is not Optional: Cog makes it a "
+            "required input; annotate it Optional[...]"
         ],
     ),
     "unreadable default in Input()": (
         "fps: Optional[int] = Input(default=DEFAULT_FPS)",
         "from pipelines.video import DEFAULT_FPS\n",
         [
-            "parameter 'fps': default=`DEFAULT_FPS` cannot be statically resolved, so Cog writes default None "
-            "(a required input unless the type is Optional)"
+            "parameter 'fps': default=`DEFAULT_FPS` cannot be statically resolved, so Cog writes "
+            "default None (a required input unless the type is Optional)"
         ],
     ),
     "untyped parameter": (
         "extra,",
         "",
         [
-            "parameter 'extra' has no type annotation: Cog leaves it out of the schema, so no request can set it"
+            "parameter 'extra' has no type annotation: Cog leaves it out of the schema, so no "
+            "request can set it"
         ],
     ),
 }
@@ -246,14 +254,18 @@ NEW_STYLE = """
     tier: int = Input(description="2: text-to-video. 3: keyframe.", default=2, choices=[2, 3]),
     prompt: str = Input(description=PROMPT_HELP, default="", max_length=4000),
     size: str = Input(description="Width×height.", default="512x512", regex=r"^\\d+x\\d+$"),
-    output_format: str = Input(description="Video container.", default="mp4", choices=FORMATS + ["gif"]),
+    output_format: str = Input(
+        description="Video container.", default="mp4", choices=FORMATS + ["gif"]
+    ),
     scheduler: str = Input(description="Sampler.", default="ddim", choices=list(SCHEDULERS.keys())),
     num_frames: Optional[int] = Input(description="Frames (8–32).", default=None, ge=8, le=32),
     guidance_scale: Optional[float] = Input(description="Guidance.", default=None, ge=1.0, le=20.0),
     seed: Optional[int] = Input(description="Seed.", default=None, ge=0, le=4294967295),
     image: Path | None = Input(description="First frame.", default=None),
     motion_bucket_id: int = Inputs.motion,
-    noise_aug_strength: float = Inputs.strength(default=0.02, description="Noise on the first frame."),
+    noise_aug_strength: float = Inputs.strength(
+        default=0.02, description="Noise on the first frame."
+    ),
     old_steps: int = Input(description="Use num_inference_steps.", default=25, deprecated=True),
 """
 NEW_STYLE_MODULE = """
@@ -412,18 +424,18 @@ def test_cli_writes_the_schema_or_prints_the_violations(tmp_path, capsys):
     out = tmp_path / "bad.json"
     assert main([str(bad), "--out", str(out)]) == 1
     assert (
-        f"bad.py: parameter 'tier': default `_input(\"tier\")` cannot be statically resolved {FAILS}"
-        in (capsys.readouterr().err)
+        f"bad.py: parameter 'tier': default `_input(\"tier\")` cannot be statically resolved "
+        f"{FAILS}" in (capsys.readouterr().err)
     )
     assert not out.exists()
 
 
-# --- Cog's own expectations (replicate/cog 6110c912, pkg/schema) for the same Python source ----------
+# --- Cog's own expectations (replicate/cog 6110c912, pkg/schema) for the same Python source ------
 
 
 def test_static_schema_gen_txtar(tmp_path):
-    # integration-tests/tests/static_schema_gen.txtar: its predict.py, and the patterns it greps for in
-    # the schema label (the compact JSON cog build writes).
+    # integration-tests/tests/static_schema_gen.txtar: its predict.py, and the patterns it greps for
+    # in the schema label (the compact JSON cog build writes).
     source = cog_source(
         tmp_path,
         """
@@ -436,7 +448,11 @@ def test_static_schema_gen_txtar(tmp_path):
                 text: str,
                 image: Path,
                 count: int = Input(description="Number of iterations", default=5, ge=1, le=100),
-                mode: str = Input(description="Quality mode", default="fast", choices=["fast", "balanced", "quality"]),
+                mode: str = Input(
+                    description="Quality mode",
+                    default="fast",
+                    choices=["fast", "balanced", "quality"],
+                ),
             ) -> str:
                 ext = str(image).split(".")[-1]
                 return f"{text}-{count}-{mode}-{ext}"
@@ -458,8 +474,8 @@ def test_static_schema_gen_txtar(tmp_path):
 
 
 def test_build_openapi_schema_txtar_output_path(tmp_path):
-    # integration-tests/tests/build_openapi_schema.txtar, with TestOutputPath (openapi_spec_test.go):
-    # a Path output is {"type": "string", "format": "uri"}.
+    # integration-tests/tests/build_openapi_schema.txtar, with TestOutputPath
+    # (openapi_spec_test.go): a Path output is {"type": "string", "format": "uri"}.
     source = cog_source(
         tmp_path,
         """
@@ -488,7 +504,8 @@ def test_build_openapi_schema_txtar_output_path(tmp_path):
 
 def test_multiple_inputs_with_defaults(tmp_path):
     # parser_test.go TestMultipleInputsWithDefaults, rendered as openapi_spec_test.go's
-    # TestInputDescription, TestInputNumericConstraints, TestInputDefaultValue and TestInputRequiredField say.
+    # TestInputDescription, TestInputNumericConstraints, TestInputDefaultValue and
+    # TestInputRequiredField say.
     source = cog_source(
         tmp_path,
         """
@@ -498,7 +515,9 @@ def test_multiple_inputs_with_defaults(tmp_path):
             def predict(
                 self,
                 image: Path = Input(description="Grayscale input image"),
-                scale: float = Input(description="Factor to scale image by", ge=0, le=10, default=1.5),
+                scale: float = Input(
+                    description="Factor to scale image by", ge=0, le=10, default=1.5
+                ),
             ) -> Path:
                 pass
         """,
@@ -522,8 +541,8 @@ def test_multiple_inputs_with_defaults(tmp_path):
 
 
 def test_optional_path_with_none_default(tmp_path):
-    # parser_test.go TestOptionalInputPipeNone; openapi_spec_test.go TestNoneDefaultOnOptionalTypeEmitsNull:
-    # not required, "default": null present, nullable.
+    # parser_test.go TestOptionalInputPipeNone; openapi_spec_test.go
+    # TestNoneDefaultOnOptionalTypeEmitsNull: not required, "default": null present, nullable.
     source = cog_source(
         tmp_path,
         """
@@ -633,8 +652,8 @@ def test_none_default_on_a_required_type_is_required(tmp_path):
     ],
 )
 def test_choices_become_an_enum_component(tmp_path, go_test, module, param, enum):
-    # parser_test.go <go_test> for the list; openapi_spec_test.go TestChoicesGenerateEnum / TestIntegerChoices
-    # for the shape: a component named as the parameter, referenced by allOf.
+    # parser_test.go <go_test> for the list; openapi_spec_test.go TestChoicesGenerateEnum /
+    # TestIntegerChoices for the shape: a component named as the parameter, referenced by allOf.
     schema = openapi_schema(write_predictor(tmp_path, param, module + "\n"))
     component = schema["components"]["schemas"]["color"]
     assert (component["title"], component["enum"]) == ("color", enum)
@@ -696,7 +715,9 @@ def test_choices_become_an_enum_component(tmp_path, go_test, module, param, enum
         (
             "TestInputRegistryAttribute",
             'RATIOS = {"1:1": (1024, 1024), "16:9": (1344, 768)}\n\n'
-            'class Inputs:\n    ar = Input(description="Aspect ratio", choices=list(RATIOS.keys()), default="1:1")',
+            "class Inputs:\n"
+            '    ar = Input(description="Aspect ratio", choices=list(RATIOS.keys()), '
+            'default="1:1")',
             "ar: str = Inputs.ar",
             {"description": "Aspect ratio", "default": "1:1"},
         ),
@@ -779,8 +800,9 @@ def test_what_fails_for_the_output_fails_here(tmp_path, go_test, returns):
 
 
 def test_document_around_the_inputs(tmp_path):
-    # openapi_spec_test.go TestGeneratesValidOpenAPI, TestPredictEndpoints, TestFixedComponentSchemas,
-    # TestNoInputs; the order of components and paths is openapi_spec.go:69-255's.
+    # openapi_spec_test.go TestGeneratesValidOpenAPI, TestPredictEndpoints,
+    # TestFixedComponentSchemas, TestNoInputs; the order of components and paths is
+    # openapi_spec.go:69-255's.
     schema = openapi_schema(write_predictor(tmp_path, ""), version="0.23.1")
     assert (schema["openapi"], schema["info"]) == ("3.0.2", {"title": "Cog", "version": "0.23.1"})
     assert list(schema["paths"]) == [
@@ -876,8 +898,8 @@ def test_coglet_serves_the_generated_schema(served):
         ({"steps": 11}, "steps", "11 is greater than the maximum of 10"),
         ({"tier": 4}, "tier", "4 is not one of [2,3]"),
         ({"prompt": "x" * 21}, "prompt", "is longer than 20 characters"),
-        # coglet validates with JSON Schema, which ignores OpenAPI's `nullable`: an explicit null for an
-        # Optional input is refused; leaving the field out is how a client asks for None.
+        # coglet validates with JSON Schema, which ignores OpenAPI's `nullable`: an explicit null
+        # for an Optional input is refused; leaving the field out is how a client asks for None.
         ({"steps": None}, "steps", 'null is not of type "integer"'),
     ],
 )

@@ -1,4 +1,5 @@
-"""examples/frontend_server.py: what a web app's server does with Replicate's responses and webhooks.
+"""examples/frontend_server.py: what a web app's server does with Replicate's responses and
+webhooks.
 
 Everything runs offline. Replicate's API is stood in for by an httpx.MockTransport handed to the
 official client (`replicate.Client(transport=...)`, as replicate-python's own tests do): it answers
@@ -13,7 +14,7 @@ Where each fixture in tests/fixtures/replicate/ comes from:
   replicate.delivery). A webhook's body is the same object
   (https://replicate.com/docs/topics/webhooks/receive-webhook); the version id is that page's.
 - `logs` and `error`: recorded from this model through Cog 0.23.1's own server (coglet, what
-  Replicate runs) on tiny random weights, with scripts/cog_server.py: a tier-2 run of 8 frames
+  Replicate runs) on tiny random weights, with tests/support/cog_server.py: a tier-2 run of 8 frames
   64×64 in 2 steps, a width of 500, an `image` URL that does not resolve, and a worker killed with
   SIGKILL mid-denoising ("Worker crashed"). `output` is one URL because run() returns one file
   (Cog answered it as one string, a data URI without an upload URL); on Replicate that string is a
@@ -69,8 +70,8 @@ from examples.frontend_server import (
     verify_webhook,
 )
 from pipelines.progress import Progress
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "replicate"
 TOKEN = "r8_test_token_never_real"
 VERSION = (
@@ -165,8 +166,8 @@ def test_the_last_bar_line_of_a_recorded_log_is_the_progress(name, percent, stag
 
 
 def test_every_line_the_model_prints_now_is_read():
-    """Lines from the model's own progress printer (pipelines/progress.py), so a change of its format
-    breaks this test rather than the web app's progress bar."""
+    """Lines from the model's own progress printer (pipelines/progress.py), so a change of its
+    format breaks this test rather than the web app's progress bar."""
     stream = io.StringIO()
     bar = Progress(17, stream=stream)
     stages = ["denoising"] * 8 + ["decoding"] * 4 + ["encoding"] * 5
@@ -330,7 +331,8 @@ def test_a_cancel_is_final_and_never_retried():
     [
         (
             "webhook_failed_input.json",
-            "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest allowed: 496 or 504",
+            "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, "
+            "nearest allowed: 496 or 504",
         ),
         (
             "webhook_failed_image.json",
@@ -346,7 +348,10 @@ def test_a_bad_input_shows_the_models_message_and_is_not_retried(name, message):
 
 def test_the_inputs_cogs_own_checks_refuse_are_named():
     # Recorded: a field run() does not declare, sent where no schema strips it.
-    error = "Prediction failed: Prediction failed: TypeError: Runner.run() got an unexpected keyword argument 'colour'"
+    error = (
+        "Prediction failed: Prediction failed: TypeError: Runner.run() got an unexpected keyword "
+        "argument 'colour'"
+    )
     assert model_input_error(error) == "unknown input 'colour'"
     assert model_input_error(fixture("webhook_failed_crash.json")["error"]) is None
 

@@ -19,6 +19,9 @@ from pipelines.progress import Progress
 from pipelines.prompts import PromptTranslator
 from pipelines.safety import SafetyChecker
 
+# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+pytestmark = pytest.mark.reliability
+
 SMALL = dict(
     tier=2,
     prompt="a kite over a beach",
@@ -70,7 +73,7 @@ def running_ffmpeg() -> list[str]:
 
 
 def frames_of(path) -> np.ndarray:
-    from tests.video_facts import read_video
+    from tests.support.video_facts import read_video
 
     return read_video(path).frames
 

@@ -23,11 +23,11 @@ import pytest
 
 from pipelines.common import pick_device
 from pipelines.tier2 import TextToVideo
+from tests.support import REPO
 from weights import WEIGHT_SETS, WeightsError, require_weights
 from weights_fetch import PARTIAL_DIR, fetch_missing
 from weights_lock import LOCK_FILE, VERIFIED_CACHE, read_lock, verify_weights
 
-REPO = Path(__file__).resolve().parent.parent
 TOKEN = "hf_secret_token_do_not_print_1234"
 GATED = WEIGHT_SETS["svd"]
 COMMIT, NEWER_COMMIT = "a" * 40, "b" * 40
@@ -515,7 +515,7 @@ def test_setup_fetches_what_is_missing_from_a_mirror(host, tmp_path, monkeypatch
 
 
 def test_an_unreachable_hub_gives_an_actionable_message(tmp_path):
-    from cog_server import free_port
+    from tests.support.cog_server import free_port
 
     with pytest.raises(
         WeightsError,

@@ -16,17 +16,21 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from cog_server import REFUSED_BY_SCHEMA, refused_fields
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
-from make_tiny_weights import _byte_to_unicode, write_clip_tokenizer
 from PIL import Image
 from transformers import CLIPTokenizer
 
 from pipelines.images import load_start_image
 from pipelines.inputs import CAMERA_MOTION_CHOICES, InputError, playback_rates, resolve_request
 from pipelines.prompts import MIN_READABLE_SHARE
-from tests.declared_inputs import declared_inputs, refused_by_schema
+from scripts.make_tiny_weights import _byte_to_unicode, write_clip_tokenizer
+from tests.support import REPO
+from tests.support.cog_server import REFUSED_BY_SCHEMA, refused_fields
+from tests.support.declared_inputs import declared_inputs, refused_by_schema
+
+# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+pytestmark = pytest.mark.reliability
 
 DECLARED = declared_inputs()  # run()'s inputs, as `cog build` reads them
 NASTY_TEXT = {
@@ -273,9 +277,6 @@ def _of_type(value, expected: type) -> bool:
     if expected is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def written_places(weights_dir: Path, server) -> set:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
 
 
 def test_smoke_gpu_check_runs_setup_soak_and_a_default_prediction_through_the_server(
@@ -17,7 +16,8 @@ def test_smoke_gpu_check_runs_setup_soak_and_a_default_prediction_through_the_se
     subprocess.run(
         [
             sys.executable,
-            "scripts/gpu_check.py",
+            "-m",
+            "scripts.gpu_check",
             "--smoke",
             "--weights-dir",
             str(tiny_weights_dir),

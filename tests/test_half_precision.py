@@ -10,7 +10,6 @@ import io
 import numpy as np
 import pytest
 import torch
-from cog_server import CogServer, decode_data_uri
 from PIL import Image
 
 import predict
@@ -20,7 +19,8 @@ from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo, load_animation_pipeline, load_keyframe_pipeline
 from pipelines.video import to_uint8
-from tests.video_facts import read_video
+from tests.support.cog_server import CogServer, decode_data_uri
+from tests.support.video_facts import read_video
 
 CPU = torch.device("cpu")
 

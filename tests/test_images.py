@@ -22,6 +22,9 @@ from pipelines.images import (
 )
 from pipelines.inputs import InputError
 
+# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+pytestmark = pytest.mark.reliability
+
 
 def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()

@@ -7,11 +7,11 @@ import subprocess
 
 import numpy as np
 import pytest
-from interpolation_quality import REPETITION, clips, quality
 
 from pipelines.interpolation import interpolate
 from pipelines.video import write_video
-from tests.video_facts import psnr, read_video
+from scripts.interpolation_quality import REPETITION, clips, quality
+from tests.support.video_facts import psnr, read_video
 
 
 def moving_square(

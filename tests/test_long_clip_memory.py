@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
 
 
 def test_measures_short_and_long_clips_and_rewrites_only_its_section(tiny_weights_dir, tmp_path):
@@ -20,7 +19,8 @@ def test_measures_short_and_long_clips_and_rewrites_only_its_section(tiny_weight
         subprocess.run(
             [
                 sys.executable,
-                "scripts/long_clip_memory.py",
+                "-m",
+                "scripts.long_clip_memory",
                 "--size",
                 "64",
                 "--weights",

@@ -6,18 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import yaml
-from cog_server import image_environment
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
+from tests.support.cog_server import image_environment
 
 # Import predict (as Cog's worker does), let 8 threads allocate at once (without a limit each new
-# thread gets an arena of its own), then count the arenas with glibc's malloc_info.
+# thread gets an arena of its own), then count the arenas with glibc's malloc_info. The child
+# finds predict.py through PYTHONPATH (arenas()).
 COUNT_ARENAS = """
-import ctypes, ctypes.util, re, sys, tempfile, threading
-sys.path.insert(0, {repo!r})
+import ctypes, ctypes.util, re, tempfile, threading
 import predict  # noqa: F401
 
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
@@ -46,8 +45,11 @@ with tempfile.NamedTemporaryFile(suffix=".xml") as report:
 
 def arenas(environment: dict[str, str]) -> int:
     inherited = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+    inherited["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
+    )
     result = subprocess.run(
-        [sys.executable, "-c", COUNT_ARENAS.format(repo=str(REPO))],
+        [sys.executable, "-c", COUNT_ARENAS],
         cwd=REPO,
         env={**inherited, **environment},
         capture_output=True,

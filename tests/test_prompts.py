@@ -7,12 +7,12 @@ import json
 
 import pytest
 import torch
-from make_tiny_weights import _byte_to_unicode
 from transformers import CLIPTokenizer
 
 from pipelines.common import pick_device
 from pipelines.inputs import InputError, resolve_request
 from pipelines.prompts import PromptTranslator, thai_spans
+from scripts.make_tiny_weights import _byte_to_unicode
 from weights import WEIGHT_SETS
 
 THAI = "ฉากกลางคืน ฝนตกบนถนนในเมือง"

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-
-import resident_memory  # noqa: E402
+from scripts import resident_memory
 
 
 def test_every_model_is_counted_once_at_two_bytes_a_parameter():

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-
-import safety_keyframe_flops as flops  # noqa: E402
+from scripts import safety_keyframe_flops as flops
 
 
 def test_the_checked_squares_per_video_follow_the_sample_and_the_frame_shape():

@@ -5,16 +5,19 @@ from __future__ import annotations
 import re
 
 import pytest
-from cog_server import (
+
+from tests.support.cog_server import (
     PROGRESS_REGEX,
     REFUSED_BY_SCHEMA,
     decode_data_uri,
     failure_text,
     refused_fields,
 )
+from tests.support.declared_inputs import declared_inputs, refused_by_schema
+from tests.support.video_facts import read_video, top_level_boxes
 
-from tests.declared_inputs import declared_inputs, refused_by_schema
-from tests.video_facts import read_video, top_level_boxes
+# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+pytestmark = pytest.mark.reliability
 
 DECLARED = declared_inputs()
 

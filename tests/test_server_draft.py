@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cog_server import REFUSED_BY_SCHEMA, decode_data_uri, failure_text, refused_fields
 
 from pipelines.draft import CAMERA_MOTIONS
 from pipelines.inputs import resolve_request
 from pipelines.video import to_uint8, write_video
-from tests.declared_inputs import declared_inputs, refused_by_schema
+from tests.support.cog_server import (
+    REFUSED_BY_SCHEMA,
+    decode_data_uri,
+    failure_text,
+    refused_fields,
+)
+from tests.support.declared_inputs import declared_inputs, refused_by_schema
+from tests.support.video_facts import read_video
 from tests.test_draft import model_card_frames, model_card_pipeline
 from tests.test_server_reliability import cancel_in_stage
-from tests.video_facts import read_video
 
 DECLARED = declared_inputs()
 STANDARD = dict(

@@ -10,11 +10,17 @@ import re
 import shutil
 
 import pytest
-from cog_server import REFUSED_BY_SCHEMA, CogServer, decode_data_uri, failure_text, refused_fields
-from make_tiny_weights import make_safety_checker
 from PIL import Image
 
-from tests.video_facts import read_video
+from scripts.make_tiny_weights import make_safety_checker
+from tests.support.cog_server import (
+    REFUSED_BY_SCHEMA,
+    CogServer,
+    decode_data_uri,
+    failure_text,
+    refused_fields,
+)
+from tests.support.video_facts import read_video
 from weights_build import write_lock
 from weights_lock import VERIFIED_CACHE
 

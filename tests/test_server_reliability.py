@@ -10,7 +10,11 @@ import time
 
 import pytest
 import requests
-from cog_server import TERMINAL, CogServer, WebhookReceiver, free_port
+
+from tests.support.cog_server import TERMINAL, CogServer, WebhookReceiver, free_port
+
+# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+pytestmark = pytest.mark.reliability
 
 # Long enough on tiny weights (about 3 s on two cores) to act while it runs.
 LONG = dict(
@@ -202,7 +206,9 @@ def test_a_lost_gpu_reports_unhealthy_with_the_cuda_error(tiny_weights_dir, tmp_
     takes predictions then (here they run, the models being on the CPU): taking the container out
     is left to whatever reads the health check."""
     cog = CogServer(
-        tiny_weights_dir, tmp_path / "server.log", predictor="tests/gpu_lost.py:RunnerWithALostGpu"
+        tiny_weights_dir,
+        tmp_path / "server.log",
+        predictor="tests/support/gpu_lost.py:RunnerWithALostGpu",
     )
     try:
         health = first_health_after_setup(cog)
@@ -224,7 +230,9 @@ def test_a_hung_gpu_reports_unhealthy_after_cogs_timeout(tiny_weights_dir, tmp_p
     """A health check that never returns (a GPU whose sync hangs) does not hang /health-check:
     coglet gives up after 5 s and reports UNHEALTHY, each time it is asked."""
     cog = CogServer(
-        tiny_weights_dir, tmp_path / "server.log", predictor="tests/gpu_lost.py:RunnerWithAHungGpu"
+        tiny_weights_dir,
+        tmp_path / "server.log",
+        predictor="tests/support/gpu_lost.py:RunnerWithAHungGpu",
     )
     try:
         for health in (first_health_after_setup(cog), cog.health()):

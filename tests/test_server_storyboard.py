@@ -6,18 +6,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from cog_server import (
+
+from pipelines.video import to_uint8, write_video
+from tests.support.cog_server import (
     PROGRESS_REGEX,
     REFUSED_BY_SCHEMA,
     decode_data_uri,
     failure_text,
     refused_fields,
 )
-
-from pipelines.video import to_uint8, write_video
-from tests.declared_inputs import declared_inputs, refused_by_schema
-from tests.long_shot import LONG_SHOT
-from tests.video_facts import psnr, read_video
+from tests.support.declared_inputs import declared_inputs, refused_by_schema
+from tests.support.long_shot import LONG_SHOT
+from tests.support.video_facts import psnr, read_video
 
 DECLARED = declared_inputs()
 SMALL = dict(

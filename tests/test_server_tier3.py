@@ -10,10 +10,13 @@ import re
 import threading
 
 import pytest
-from cog_server import PROGRESS_REGEX, decode_data_uri
 from PIL import Image
 
-from tests.video_facts import read_video
+from tests.support.cog_server import PROGRESS_REGEX, decode_data_uri
+from tests.support.video_facts import read_video
+
+# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+pytestmark = pytest.mark.reliability
 
 SMALL = dict(tier=3, width=128, height=64, num_frames=8, num_inference_steps=2, seed=5)
 

@@ -7,8 +7,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from make_tiny_weights import HUB_METADATA
-
+from scripts.make_tiny_weights import HUB_METADATA
 from weights import required_files
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines.video import to_uint8, write_video
-from tests.video_facts import psnr, read_video, top_level_boxes
+from tests.support.video_facts import psnr, read_video, top_level_boxes
 
 
 def smooth_frames(num_frames=12, height=72, width=88):

@@ -11,13 +11,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from cog_server import CogServer
 
 import predict
+from tests.support import REPO
+from tests.support.cog_server import CogServer
 from weights import WEIGHT_SETS, WeightsError, require_weights
 from weights_lock import LOCK_FILE, VERIFIED_CACHE, verify_weights
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Run Cog's real HTTP server (coglet, what Replicate runs) on a free loopback port, and receive
-its webhooks. Used by scripts/demo.py and by the tests.
+its webhooks. Used by the tests and by the scripts that serve the model (scripts/demo.py,
+gpu_check.py, rehearse.py and reliability.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
+
 # The regex Replicate's official clients use to turn log lines into a progress percentage.
 PROGRESS_REGEX = r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)\/(\d+)"
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -59,8 +61,8 @@ def free_port() -> int:
 
 
 class CogServer:
-    """`python -m cog.server.http` with predict.py:Runner (or another `predictor`), started from this
-    interpreter's env plus the image's (cog.yaml); `extra_env` overrides both.
+    """`python -m cog.server.http` with predict.py:Runner (or another `predictor`), started from
+    this interpreter's env plus the image's (cog.yaml); `extra_env` overrides both.
 
     `schema`: the OpenAPI document `cog build` writes to `.cog/openapi_schema.json`, which Replicate
     and `cog predict` always serve with (scripts/cog_schema.py makes it from predict.py). With it
@@ -76,6 +78,11 @@ class CogServer:
         predictor: str = "predict.py:Runner",
         schema: dict | None = None,
     ):
+        module, _, runner = predictor.partition(":")
+        if not runner or not (REPO / module).is_file():
+            raise ValueError(
+                f"predictor must be FILE:CLASS with FILE a path under {REPO}, not {predictor!r}"
+            )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -88,7 +95,6 @@ class CogServer:
         if schema is not None:
             (self.app_dir / ".cog").mkdir()
             (self.app_dir / ".cog" / "openapi_schema.json").write_text(json.dumps(schema))
-        module, _, runner = predictor.partition(":")
         env = {**os.environ, **image_environment()}
         # Cog spawns its worker as `python` from PATH: put this environment's interpreter first.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -101,15 +107,16 @@ class CogServer:
             PYTHONUNBUFFERED="1",
         )
         env.update(extra_env or {})  # last, so it can override any of the above
-        self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
-            cwd=self.app_dir,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The server writes its log through its own copy of the file; ours is not needed after.
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
+                cwd=self.app_dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def health(self) -> dict:
         return requests.get(f"{self.url}/health-check", timeout=10).json()
@@ -191,14 +198,14 @@ class CogServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, 9)
                 self.process.wait()
-        self._log.close()
         shutil.rmtree(self.app_dir, ignore_errors=True)
 
 
 def decode_data_uri(uri: str) -> tuple[str, bytes]:
     """Cog returns files as data URIs when no upload URL is configured."""
     header, _, payload = uri.partition(",")
-    assert header.startswith("data:") and header.endswith(";base64"), header[:80]
+    if not (header.startswith("data:") and header.endswith(";base64")):
+        raise ValueError(f"not a base64 data URI: {uri[:80]!r}")
     return header[len("data:") : -len(";base64")], base64.b64decode(payload)
 
 
@@ -236,7 +243,8 @@ class WebhookReceiver:
         self.thread.start()
 
     def wait_for_log(self, text: str, timeout: float = 60) -> list[dict]:
-        """Every event up to the first whose logs contain `text` (or the final one, if it comes first)."""
+        """Every event up to the first whose logs contain `text` (or the final one, if it comes
+        first)."""
         seen, deadline = [], time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

@@ -25,7 +25,8 @@ LONG_SHOT = dict(
 
 def long_shot_by_stock_diffusers(weights_dir: Path) -> tuple[VideoRequest, np.ndarray]:
     """LONG_SHOT as a request, and the stock pipeline's frames for it: `enable_free_noise` with its
-    defaults (16-frame windows, stride 4), the prompt joined to each segment's text by hand, as a dict."""
+    defaults (16-frame windows, stride 4), the prompt joined to each segment's text by hand, as a
+    dict."""
     from tests.test_tier2_pipeline import stock_pipeline
 
     stock = stock_pipeline(weights_dir)
