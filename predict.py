@@ -26,13 +26,12 @@ from pipelines.common import (
     release_freed_heap,
     require_usable_gpu,
 )
-from pipelines.inputs import VideoRequest, resolve_request
+from pipelines.inputs import TIERS, VideoRequest, resolve_request
 from pipelines.interpolation import interpolate
 from pipelines.progress import Progress
 from pipelines.prompts import PromptTranslator
 from pipelines.safety import SafetyChecker
-from pipelines.tier2 import TextToVideo
-from pipelines.tier3 import KeyframeToVideo
+from pipelines.tiers import Tier, load_tiers, progress_total
 from pipelines.video import to_uint8, write_video
 from weights import missing_files, require_weights, tiny_weights_info, weights_dir
 from weights_fetch import HF_TOKEN_ENV, WEIGHTS_URL_ENV, fetch_missing
@@ -57,25 +56,20 @@ class Runner(BaseRunner):
                 f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.",
                 flush=True,
             )
-        for tier in (2, 3):
+        for tier in TIERS:
             self._prepare_weights(directory, tier)
-        text_to_video = TextToVideo.load(directory, self.device)
-        self.tiers = {
-            2: text_to_video,
-            # Tier 2's CLIP ViT-L text encoder also serves SDXL when its weights are identical.
-            3: KeyframeToVideo.load(
-                directory, self.device, clip_l=text_to_video.pipeline.text_encoder
-            ),
-        }
+        self.tiers: dict[int, Tier] = load_tiers(directory, self.device)
         # Shared by both tiers: Thai prompts to English (judged by the vocabulary of the CLIP
-        # tokenizer both tiers read with), and the safety checker on what the video shows.
+        # tokenizer both tiers read with: tier 2's is used), and the safety checker on what the
+        # video shows.
         self.translator = PromptTranslator.load(
-            directory, self.device, text_to_video.pipeline.tokenizer
+            directory, self.device, self.tiers[2].clip_tokenizer
         )
         self.safety_checker = SafetyChecker.load(directory, self.device)
         self._previous_output: LocalPath | None = None
         print(
-            f"Loaded tiers 2 and 3 from {directory} on {self.device.torch_device} ({self.device.dtype}) "
+            f"Loaded tiers {' and '.join(map(str, TIERS))} from {directory} on "
+            f"{self.device.torch_device} ({self.device.dtype}) "
             f"in {time.monotonic() - started:.1f}s",
             flush=True,
         )
@@ -95,7 +89,7 @@ class Runner(BaseRunner):
         if hashed is None:
             print(
                 f"WARNING: no {LOCK_FILE} in {directory}: tier {tier} weights are not verified "
-                f"(pin them with `python scripts/lock_weights.py {directory}`).",
+                f"(pin them with `python -m scripts.lock_weights {directory}`).",
                 flush=True,
             )
         else:
@@ -266,19 +260,15 @@ class Runner(BaseRunner):
     def _make_video(self, request: VideoRequest, path: LocalPath) -> LocalPath:
         # The text the models read: English, with Thai parts translated (or a refusal).
         request = self.translator.prepare(request)
-        pipeline = self.tiers[request.tier]
-        progress = Progress(pipeline.progress_units(request) + request.output_frames)
+        tier = self.tiers[request.tier]
+        progress = Progress(progress_total(tier, request))
         checking = not request.disable_safety_checker
         if not checking:
             print("Safety checker: off (disable_safety_checker=true).", flush=True)
-        # Tier 3's start frame is checked before SVD animates it.
-        hooks = (
-            {"check_start_frame": self.safety_checker.check_start_frame}
-            if checking and request.tier == 3
-            else {}
-        )
+        # A start frame (tier 3's) is checked before it is animated.
+        check_start_frame = self.safety_checker.check_start_frame if checking else None
         try:
-            frames = to_uint8(pipeline.generate(request, progress, **hooks))
+            frames = to_uint8(tier.generate(request, progress, check_start_frame))
         except torch.OutOfMemoryError as error:
             raise GenerationError(
                 f"out of GPU memory at {request.num_frames} frames {request.width}×{request.height} "

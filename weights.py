@@ -183,6 +183,10 @@ WEIGHT_SETS: dict[str, WeightSet] = {
     ),
 }
 
+# The tiers that have weights, for the command-line tools, which must not import torch to know them
+# (pipelines.inputs.TIERS; tests/test_weights.py holds the two equal).
+WEIGHT_TIERS = tuple(sorted({weight_set.tier for weight_set in WEIGHT_SETS.values()}))
+
 
 class WeightsError(RuntimeError):
     """Weights are missing or unusable; the message says which file and what to do."""

@@ -9,7 +9,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from weights import WEIGHT_SETS, WeightsError, require_weights, required_files
+from weights import WEIGHT_TIERS, WeightsError, require_weights, required_files
 from weights_lock import LOCK_FILE, file_sha256, read_lock, save_lock, verify_weights
 
 
@@ -35,7 +35,7 @@ def write_archive(weights_dir: Path, archive: Path, tier: int | None = None) -> 
     """Pack the required files of `tier` (all if None) into one uncompressed tar (safetensors do not
     compress; pget unpacks a plain tar as it streams): what a CDN serves as $WEIGHTS_URL. Every file
     is checked against the lock first. Returns the number of files packed."""
-    for each in (tier,) if tier else sorted({s.tier for s in WEIGHT_SETS.values()}):
+    for each in (tier,) if tier else WEIGHT_TIERS:
         require_weights(weights_dir, each)
         if verify_weights(weights_dir, each) is None:
             raise WeightsError(

@@ -18,7 +18,13 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from weights import WEIGHT_SETS, WeightsError, WeightSet, missing_by_set, require_weights
+from weights import (
+    WEIGHT_TIERS,
+    WeightsError,
+    WeightSet,
+    missing_by_set,
+    require_weights,
+)
 from weights_lock import (
     LOCK_FILE,
     VerifiedFiles,
@@ -73,7 +79,7 @@ def fetch_and_verify(weights_dir: Path, tier: int | None = None, **fetch_options
     """`fetch_missing`, then every file of `tier` (all if None) required present and checked against
     the lock: a pre-fetch, so that setup finds everything in place. Returns the files fetched."""
     fetched = fetch_missing(weights_dir, tier, **fetch_options)
-    for each in (tier,) if tier else sorted({s.tier for s in WEIGHT_SETS.values()}):
+    for each in (tier,) if tier else WEIGHT_TIERS:
         require_weights(weights_dir, each)
         verify_weights(weights_dir, each)
     return fetched

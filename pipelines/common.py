@@ -1,4 +1,5 @@
-"""What every tier shares: the device and precision, seeding, and prompt length checks."""
+"""What every tier shares: the device and precision, seeding, prompt length checks, and decoding
+latents into frames a chunk at a time."""
 
 from __future__ import annotations
 
@@ -6,10 +7,18 @@ import ctypes
 import ctypes.util
 import gc
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
+
+from pipelines.progress import Progress
+
+if TYPE_CHECKING:
+    from diffusers.video_processor import VideoProcessor
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,8 @@ def pick_device() -> Device:
         )
     if requested == "float16" and not on_gpu:
         print(
-            f"WARNING: {MODEL_DTYPE_ENV}=float16 on a CPU runs tens of times slower than bfloat16 or "
-            "float32; it is meant for reproducing a GPU's float16 numerics.",
+            f"WARNING: {MODEL_DTYPE_ENV}=float16 on a CPU runs tens of times slower than bfloat16 "
+            "or float32; it is meant for reproducing a GPU's float16 numerics.",
             flush=True,
         )
     return Device(torch_device, DTYPES[requested])
@@ -75,6 +84,30 @@ def log_prompt_truncation(tokenizer, text: str, field_name: str) -> None:
             f"after {kept[-40:]!r} was not used.",
             flush=True,
         )
+
+
+@torch.inference_mode()
+def decode_in_chunks(
+    latents: torch.Tensor,
+    decode_latents: Callable[[torch.Tensor], torch.Tensor],
+    video_processor: VideoProcessor,
+    progress: Progress,
+    *,
+    frames_axis: int,
+    chunk_frames: int,
+) -> np.ndarray:
+    """Latents to float frames in [0, 1], num_frames × height × width × 3, decoded `chunk_frames`
+    frames at a time (the tier's choice: what its VAE may hold at once), with progress per chunk.
+    `decode_latents` is the pipeline's own, given one chunk; it returns (batch, channels, frames,
+    height, width), as the pipeline would decode the whole clip. `frames_axis` is where the frames
+    are in `latents`: AnimateDiff's are (batch, channels, frames, ...), SVD's (batch, frames,
+    ...)."""
+    chunks = []
+    for chunk in latents.split(chunk_frames, dim=frames_axis):
+        chunks.append(decode_latents(chunk))
+        progress.advance("decoding", chunk.shape[frames_axis])
+    video = torch.cat(chunks, dim=2)
+    return video_processor.postprocess_video(video=video, output_type="np")[0]
 
 
 def free_memory(device: Device, error: BaseException) -> None:

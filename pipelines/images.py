@@ -16,6 +16,7 @@ import io
 import pathlib
 import tempfile
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import requests
@@ -29,6 +30,10 @@ DOWNLOAD_TIMEOUT_S = (5, 30)  # connect, read
 # Transparent areas are composited on white: what a browser shows for a transparent PNG on a page.
 BACKGROUND = (255, 255, 255)
 
+# Called on a start frame before it is animated, with where it came from ("your image", "the SDXL
+# keyframe"); raising refuses the request (the safety checker's `check_start_frame`).
+StartFrameCheck = Callable[[Image.Image, str], None]
+
 
 def _shown(value: str) -> str:
     return repr(value if len(value) <= 80 else value[:77] + "...")
@@ -36,7 +41,8 @@ def _shown(value: str) -> str:
 
 def _not_read(value) -> InputError:
     return InputError(
-        f"image must be an http(s) URL or a data: URI (local paths and file:// are not read); got {_shown(str(value))}"
+        "image must be an http(s) URL or a data: URI (local paths and file:// are not read); "
+        f"got {_shown(str(value))}"
     )
 
 
@@ -49,7 +55,8 @@ def read_image_bytes(value) -> bytes:
             raise _not_read(value)
         if value.stat().st_size > MAX_IMAGE_BYTES:
             raise InputError(
-                f"image must be at most {MAX_IMAGE_BYTES // 2**20} MB; got {value.stat().st_size} bytes"
+                f"image must be at most {MAX_IMAGE_BYTES // 2**20} MB; "
+                f"got {value.stat().st_size} bytes"
             )
         return value.read_bytes()
     if not isinstance(value, str):
@@ -70,7 +77,8 @@ def _decode_data_uri(uri: str) -> bytes:
     # base64 grows data by 4/3: refuse before decoding rather than after.
     if len(payload) * 3 // 4 > MAX_IMAGE_BYTES:
         raise InputError(
-            f"image must be at most {MAX_IMAGE_BYTES // 2**20} MB; got a data URI of {len(payload)} characters"
+            f"image must be at most {MAX_IMAGE_BYTES // 2**20} MB; "
+            f"got a data URI of {len(payload)} characters"
         )
     try:
         return base64.b64decode(payload, validate=True)
@@ -140,7 +148,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("LA", "PA", "La", "RGBa"):
         image = image.convert("RGBA")
     if image.mode == "RGBA":
-        background = Image.new("RGBA", image.size, BACKGROUND + (255,))
+        background = Image.new("RGBA", image.size, (*BACKGROUND, 255))
         return Image.alpha_composite(background, image).convert("RGB")
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, RGB
 

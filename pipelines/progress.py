@@ -15,6 +15,10 @@ from tqdm import tqdm
 
 
 class Progress:
+    """`done` counts every unit reported, past `total` too, so a stage that reports more units than
+    its tier announced shows in tests (tests/test_tiers.py); the printed bar stops at `total`, so
+    the percentage a client reads never passes 100 %."""
+
     def __init__(self, total: int, stream=None):
         self.total = total
         self.done = 0
@@ -22,9 +26,13 @@ class Progress:
         self._started = time.monotonic()
 
     def advance(self, stage: str, units: int = 1) -> None:
-        self.done = min(self.total, self.done + units)
+        self.done += units
         line = tqdm.format_meter(
-            self.done, self.total, time.monotonic() - self._started, postfix=stage, ncols=None
+            min(self.done, self.total),
+            self.total,
+            time.monotonic() - self._started,
+            postfix=stage,
+            ncols=None,
         )
         print(line, file=self._stream, flush=True)
 

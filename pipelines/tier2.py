@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter, UNetMotionModel
+from transformers import CLIPTokenizer
 
-from pipelines.common import Device, log_prompt_truncation, seeded_generator
+from pipelines.common import Device, decode_in_chunks, log_prompt_truncation, seeded_generator
 from pipelines.draft import DraftMode
+from pipelines.images import StartFrameCheck
 from pipelines.inputs import VideoRequest
 from pipelines.progress import Progress
 from weights import WEIGHT_SETS
@@ -29,15 +31,14 @@ from weights import WEIGHT_SETS
 SCHEDULER_OVERRIDES = dict(
     beta_schedule="linear", clip_sample=False, timestep_spacing="linspace", steps_offset=1
 )
-# Frames the VAE decodes at once: 16 is the whole default clip at 512×512 in fp16 (about 3 GB of
-# activations on a GPU); larger clips are decoded in several passes so memory stays bounded.
-DECODE_CHUNK_FRAMES = 16
+# Frames SD 1.5's VAE decodes at once: 16 is the whole default clip at 512×512 in fp16 (about 3 GB
+# of activations on a GPU); larger clips are decoded in several passes so memory stays bounded.
+SD15_VAE_DECODE_FRAMES = 16
 # FreeNoise (Qiu et al. 2023, arXiv:2310.15169; diffusers' `enable_free_noise`): the motion module
 # attends within overlapping windows of frames and each frame takes the weighted mean of its
 # windows, so a clip can outgrow the motion module, and each frame can have its own prompt.
-MOTION_MODULE_FRAMES = (
-    32  # AnimateDiff v3's positions; clips up to this long run as they always did
-)
+# AnimateDiff v3's positions; clips up to this long run as they always did.
+MOTION_MODULE_FRAMES = 32
 FREE_NOISE_WINDOW_FRAMES = 16  # what AnimateDiff v3 was trained on, and diffusers' default
 FREE_NOISE_STRIDES = (4, 3, 2)  # 4 is diffusers' default; `free_noise_windows` says why not always
 # diffusers' split inference, with FreeNoise: the UNet's layers take part of the batch at a time
@@ -89,16 +90,17 @@ def _share_motion_modules(adapter: MotionAdapter, unet: UNetMotionModel) -> None
 
 
 def uses_free_noise(request: VideoRequest) -> bool:
-    """Only where it is needed, so every clip that worked before FreeNoise stays exactly the same."""
+    """Only where it is needed, so every clip that worked before FreeNoise stays exactly the
+    same."""
     return request.num_frames > MOTION_MODULE_FRAMES or bool(request.prompt_schedule)
 
 
 def free_noise_windows(num_frames: int) -> tuple[int, int]:
-    """FreeNoise's window and stride for a clip. A clip shorter than a window is one window. diffusers
-    0.42's FreeNoiseTransformerBlock weights a last window that ends 2 or more frames past the
-    others wrongly (each of those frames is divided by the first frame's weight: scaled by 1/2,
-    2/3...; tests/test_tier2_pipeline.py shows it), so the stride is the largest of 4, 3 and 2 that
-    leaves at most one frame over; 2 always does."""
+    """FreeNoise's window and stride for a clip. A clip shorter than a window is one window.
+    diffusers 0.42's FreeNoiseTransformerBlock weights a last window that ends 2 or more frames
+    past the others wrongly (each of those frames is divided by the first frame's weight: scaled by
+    1/2, 2/3...; tests/test_tier2_pipeline.py shows it), so the stride is the largest of 4, 3 and 2
+    that leaves at most one frame over; 2 always does."""
     window = min(FREE_NOISE_WINDOW_FRAMES, num_frames)
     stride = next(stride for stride in FREE_NOISE_STRIDES if (num_frames - window) % stride <= 1)
     return window, stride
@@ -143,11 +145,23 @@ class TextToVideo:
         pipeline = load_pipeline(weights_dir, device)
         return cls(pipeline, DraftMode.load(weights_dir, device, pipeline))
 
+    @property
+    def clip_tokenizer(self) -> CLIPTokenizer:
+        """SD 1.5's tokenizer: CLIP ViT-L's."""
+        return self.pipeline.tokenizer
+
     def progress_units(self, request: VideoRequest) -> int:
         """Progress steps this tier reports: one per denoising step, one per decoded frame."""
         return request.num_inference_steps + request.num_frames
 
-    def generate(self, request: VideoRequest, progress: Progress) -> np.ndarray:
+    def generate(
+        self,
+        request: VideoRequest,
+        progress: Progress,
+        check_start_frame: StartFrameCheck | None = None,
+    ) -> np.ndarray:
+        """Every frame is denoised together from noise: there is no start frame, so
+        `check_start_frame` (part of the tier interface, pipelines/tiers.py) is never called."""
         if request.draft:  # Lightning's motion modules in the UNet for this request only
             with self.draft.active(
                 request.camera_motion, request.camera_motion_strength
@@ -163,7 +177,7 @@ class TextToVideo:
         prompt = frame_prompts(request)
         if isinstance(prompt, dict):
             log_schedule(prompt, request.num_frames)
-            for number, (frame, text) in enumerate(prompt.items(), start=1):
+            for number, text in enumerate(prompt.values(), start=1):
                 log_prompt_truncation(
                     pipeline.tokenizer, text, f"prompt_schedule segment {number} with the prompt"
                 )
@@ -213,18 +227,17 @@ class TextToVideo:
                 setattr(parent, name, child)
             pipeline._free_noise_context_length = None  # how disable_free_noise turns it off
 
-    @torch.inference_mode()
     def decode(self, latents: torch.Tensor, progress: Progress) -> np.ndarray:
+        """AnimateDiff's latents, (batch, channels, frames, height, width), to frames."""
         pipeline = self.pipeline
-        num_frames = latents.shape[2]
-        chunks = []
-        for start in range(0, num_frames, DECODE_CHUNK_FRAMES):
-            chunk = latents[:, :, start : start + DECODE_CHUNK_FRAMES]
-            chunks.append(pipeline.decode_latents(chunk, decode_chunk_size=DECODE_CHUNK_FRAMES))
-            progress.advance("decoding", chunk.shape[2])
-        video = torch.cat(chunks, dim=2)
-        # (batch, channels, frames, h, w) -> frames × h × w × 3 floats in [0, 1]
-        return pipeline.video_processor.postprocess_video(video=video, output_type="np")[0]
+        return decode_in_chunks(
+            latents,
+            lambda chunk: pipeline.decode_latents(chunk, decode_chunk_size=SD15_VAE_DECODE_FRAMES),
+            pipeline.video_processor,
+            progress,
+            frames_axis=2,
+            chunk_frames=SD15_VAE_DECODE_FRAMES,
+        )
 
 
 def _module_slots(module: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.nn.Module]]:

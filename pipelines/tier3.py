@@ -10,23 +10,23 @@ components, inputs and seed (tests/test_tier3_pipeline.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, StableDiffusionXLPipeline, StableVideoDiffusionPipeline
 from PIL import Image
+from transformers import CLIPTokenizer
 
-from pipelines.common import Device, log_prompt_truncation, seeded_generator
-from pipelines.images import fit_to_size, load_start_image
+from pipelines.common import Device, decode_in_chunks, log_prompt_truncation, seeded_generator
+from pipelines.images import StartFrameCheck, fit_to_size, load_start_image
 from pipelines.inputs import VideoRequest
 from pipelines.progress import Progress
 from weights import WEIGHT_SETS
 
-# Frames the temporal VAE decodes at once. SVD's decoder attends across the frames of a chunk, so
+# Frames SVD's temporal VAE decodes at once. Its decoder attends across the frames of a chunk, so
 # memory grows with it; 8 is what diffusers' SVD docs use to fit 25 frames at 1024×576.
-DECODE_CHUNK_FRAMES = 8
+SVD_VAE_DECODE_FRAMES = 8
 
 # SDXL was fine-tuned on these (width, height) buckets of about one megapixel, one per aspect ratio
 # from 1:4 to 4:1: Podell et al., "SDXL: Improving Latent Diffusion Models for High-Resolution Image
@@ -154,6 +154,11 @@ class KeyframeToVideo:
             device,
         )
 
+    @property
+    def clip_tokenizer(self) -> CLIPTokenizer:
+        """SDXL's first tokenizer: CLIP ViT-L's, the one tier 2 reads with."""
+        return self.keyframe_pipeline.tokenizer
+
     def progress_units(self, request: VideoRequest) -> int:
         """Keyframe steps (none with the caller's image), SVD steps, one per decoded frame."""
         keyframe_steps = 0 if request.image is not None else request.num_inference_steps
@@ -163,7 +168,7 @@ class KeyframeToVideo:
         self,
         request: VideoRequest,
         progress: Progress,
-        check_start_frame: Callable[[Image.Image, str], None] | None = None,
+        check_start_frame: StartFrameCheck | None = None,
     ) -> np.ndarray:
         # 1. The start frame: the caller's image, read and checked before any model runs, or a
         #    keyframe rendered by SDXL from the prompt and scaled to the video size. Then
@@ -222,8 +227,9 @@ class KeyframeToVideo:
                 width=request.width,
                 num_frames=request.num_frames,
                 num_inference_steps=request.num_inference_steps,
-                # SVD's own guidance ramp (1 → 3 across frames, diffusers' defaults); `guidance_scale`
-                # drives the keyframe. diffusers conditions SVD on fps - 1, as it was trained.
+                # SVD's own guidance ramp (1 → 3 across frames, diffusers' defaults);
+                # `guidance_scale` drives the keyframe. diffusers conditions SVD on fps - 1, as it
+                # was trained.
                 fps=request.fps,
                 motion_bucket_id=request.motion_bucket_id,
                 noise_aug_strength=request.noise_aug_strength,
@@ -238,17 +244,18 @@ class KeyframeToVideo:
             if pipeline.vae.dtype != self.device.dtype:
                 pipeline.vae.to(dtype=self.device.dtype)
 
-    @torch.inference_mode()
     def decode(self, latents: torch.Tensor, progress: Progress) -> np.ndarray:
+        """SVD's latents, (batch, frames, channels, height, width), to frames."""
         pipeline = self.animation_pipeline
-        chunks = []
-        for start in range(0, latents.shape[1], DECODE_CHUNK_FRAMES):
-            chunk = latents[:, start : start + DECODE_CHUNK_FRAMES]
-            chunks.append(
-                pipeline.decode_latents(
-                    chunk, chunk.shape[1], decode_chunk_size=DECODE_CHUNK_FRAMES
-                )
-            )
-            progress.advance("decoding", chunk.shape[1])
-        video = torch.cat(chunks, dim=2)  # (batch, channels, frames, h, w)
-        return pipeline.video_processor.postprocess_video(video=video, output_type="np")[0]
+        return decode_in_chunks(
+            latents,
+            # SVD's decode_latents is told the chunk's frame count, to fold the decoded images back
+            # into (batch, frames).
+            lambda chunk: pipeline.decode_latents(
+                chunk, chunk.shape[1], decode_chunk_size=SVD_VAE_DECODE_FRAMES
+            ),
+            pipeline.video_processor,
+            progress,
+            frames_axis=1,
+            chunk_frames=SVD_VAE_DECODE_FRAMES,
+        )

@@ -1,8 +1,11 @@
-"""Speed and memory of each tier: ours against diffusers' stock pipelines, on one device, in one run.
+"""Speed and memory of each tier, ours against diffusers' stock pipelines, on one device in one run.
 
-    python -m scripts.benchmark --out docs                  # GPU: full-size models, production defaults
-    python -m scripts.benchmark --smoke --out /tmp/bench    # CPU: tiny weights, tiny sizes (CI)
-    python -m scripts.benchmark --flops --out /tmp/flops    # any machine: tier 2's FLOPs per video, standard and draft
+    # GPU: full-size models, production defaults
+    python -m scripts.benchmark --out docs
+    # CPU: tiny weights, tiny sizes (CI)
+    python -m scripts.benchmark --smoke --out /tmp/bench
+    # any machine: tier 2's FLOPs per video, standard and draft
+    python -m scripts.benchmark --flops --out /tmp/flops
 
 On a GPU it builds the full-size architectures from docs/model_configs.json with random weights
 (timings and memory do not depend on weight values), saves them once in the production layout
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import io
 import json
 import platform
@@ -32,10 +36,11 @@ import torch
 
 from pipelines.common import Device, pick_device
 from pipelines.images import fit_to_size
-from pipelines.inputs import resolve_request
+from pipelines.inputs import TIERS, VideoRequest, resolve_request
 from pipelines.progress import Progress
-from pipelines.tier2 import SCHEDULER_OVERRIDES, TextToVideo
-from pipelines.tier3 import DECODE_CHUNK_FRAMES, KeyframeToVideo, keyframe_size
+from pipelines.tier2 import SCHEDULER_OVERRIDES
+from pipelines.tier3 import SVD_VAE_DECODE_FRAMES, keyframe_size
+from pipelines.tiers import Tier, load_tiers, progress_total
 from pipelines.video import to_uint8, write_video
 from scripts import REPO
 from scripts.make_tiny_weights import CLIP_TOKEN_IDS, make_tiny_weights, write_weights
@@ -255,18 +260,21 @@ def count_tier2_flops_per_video() -> dict:
 
 def flops_table(counted: dict) -> str:
     lines = [
-        f"Tier 2 per video at the defaults ({counted['settings']}), counted with FlopCounterMode on the "
-        f"meta device; price = FLOPs at {H100_MATMUL_TFLOPS:.0f} TFLOP/s (floor) or half of it, "
+        f"Tier 2 per video at the defaults ({counted['settings']}), counted with FlopCounterMode "
+        f"on the meta device; price = FLOPs at {H100_MATMUL_TFLOPS:.0f} TFLOP/s (floor) or half "
+        "of it, "
         f"× ${H100_DOLLARS_PER_SECOND}/s:",
         "",
-        "| mode | steps × UNet batch | TFLOP per UNet step | text encoder | VAE decode | TFLOP per video | $ per video at the floor | at 50 % of peak |",
+        "| mode | steps × UNet batch | TFLOP per UNet step | text encoder | VAE decode "
+        "| TFLOP per video | $ per video at the floor | at 50 % of peak |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, mode in counted["modes"].items():
         batch = 2 if mode["guidance"] > 1 else 1
         lines.append(
             f"| {name} | {mode['steps']} × {batch} | {mode['unet_step'] / 1e12:.2f} | "
-            f"{mode['text_encoder'] / 1e12:.3f} | {mode['vae_decode'] / 1e12:.1f} | {mode['total'] / 1e12:.0f} | "
+            f"{mode['text_encoder'] / 1e12:.3f} | {mode['vae_decode'] / 1e12:.1f} | "
+            f"{mode['total'] / 1e12:.0f} | "
             f"{mode['h100_floor_dollars']:.5f} | {mode['h100_half_peak_dollars']:.5f} |"
         )
     lines += ["", f"Standard / draft: {counted['ratio']:.1f}× the FLOPs."]
@@ -325,7 +333,8 @@ def stock_tier3(weights_dir: Path, device: Device):
         pipeline.set_progress_bar_config(disable=True)
 
     def run(request):
-        # The same keyframe rule as ours: SDXL's training size for the aspect ratio, fitted to the video.
+        # The same keyframe rule as ours: SDXL's training size for the aspect ratio, fitted to the
+        # video.
         width, height = keyframe_size(
             request.width, request.height, sdxl.default_sample_size * sdxl.vae_scale_factor
         )
@@ -347,7 +356,7 @@ def stock_tier3(weights_dir: Path, device: Device):
             fps=request.fps,
             motion_bucket_id=request.motion_bucket_id,
             noise_aug_strength=request.noise_aug_strength,
-            decode_chunk_size=DECODE_CHUNK_FRAMES,
+            decode_chunk_size=SVD_VAE_DECODE_FRAMES,
             output_type="np",
             generator=torch.Generator("cpu").manual_seed(request.seed),
         ).frames[0]
@@ -370,10 +379,12 @@ def encode(frames: np.ndarray, request) -> None:
         )
 
 
-def measure_ours(pipeline, request, device: Device, runs: int, warmups: int) -> dict:
+def measure_ours(
+    tier: Tier, request: VideoRequest, device: Device, runs: int, warmups: int
+) -> dict:
     def one():
-        progress = StageTimer(pipeline.progress_units(request) + request.num_frames, device)
-        frames = pipeline.generate(request, progress)
+        progress = StageTimer(progress_total(tier, request), device)
+        frames = tier.generate(request, progress)
         started = time.perf_counter()
         encode(frames, request)
         progress.seconds["encoding"] = time.perf_counter() - started
@@ -390,7 +401,7 @@ def measure_ours(pipeline, request, device: Device, runs: int, warmups: int) -> 
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        pipeline.generate(request, Progress(pipeline.progress_units(request), stream=io.StringIO()))
+        tier.generate(request, Progress(tier.progress_units(request), stream=io.StringIO()))
     return dict(
         seconds=statistics.median(s[0] for s in samples),
         stages=stages,
@@ -432,26 +443,29 @@ def benchmark(weights_dir: Path, device: Device, smoke: bool, runs: int, warmups
         tier: resolve_request(
             dict(tier=tier, prompt=PROMPT, seed=1234, **(SMOKE_SIZES[tier] if smoke else {}))
         )
-        for tier in (2, 3)
+        for tier in TIERS
     }
     results = {"peak_matmul_tflops": matmul_peak_tflops(device), "tiers": {}}
 
     results.update(measure_verification(weights_dir))
     # (b) ours first, so its peak memory counts only its own models, every tier resident.
-    setup_seconds, ours = timed(lambda: _load_ours(weights_dir, device), device)
+    setup_seconds, ours = timed(lambda: load_tiers(weights_dir, device), device)
     results["setup_seconds"] = setup_seconds
     measured = {
-        tier: measure_ours(ours[tier], requests[tier], device, runs, warmups) for tier in (2, 3)
+        tier: measure_ours(ours[tier], requests[tier], device, runs, warmups) for tier in TIERS
     }
     del ours
     stock_loaders = {2: stock_tier2, 3: stock_tier3}
     for tier, request in requests.items():
-        stock_setup, run = timed(lambda: stock_loaders[tier](weights_dir, device), device)
+        stock_setup, run = timed(
+            functools.partial(stock_loaders[tier], weights_dir, device), device
+        )
         stock = measure_stock(run, request, device, runs, warmups)
         del run
         b = measured[tier]
         results["tiers"][tier] = dict(
-            settings=f"{request.num_frames} frames {request.width}×{request.height}, {request.num_inference_steps} steps",
+            settings=f"{request.num_frames} frames {request.width}×{request.height}, "
+            f"{request.num_inference_steps} steps",
             stock_seconds=stock["seconds"],
             stock_setup_seconds=stock_setup,
             ours_seconds=b["seconds"],
@@ -473,14 +487,15 @@ def benchmark(weights_dir: Path, device: Device, smoke: bool, runs: int, warmups
 
 def measure_verification(weights_dir: Path) -> dict:
     """The part of setup before loading: every file hashed against the lock (a first boot), then the
-    same check again with the hashes cached (a warm boot, or an image built from verified weights)."""
+    same check again with the hashes cached (a warm boot, or an image built from verified
+    weights)."""
     (weights_dir / VERIFIED_CACHE).unlink(missing_ok=True)
     started = time.perf_counter()
-    for tier in (2, 3):
+    for tier in TIERS:
         verify_weights(weights_dir, tier)
     first = time.perf_counter() - started
     started = time.perf_counter()
-    for tier in (2, 3):
+    for tier in TIERS:
         verify_weights(weights_dir, tier)
     cached = time.perf_counter() - started
     return dict(
@@ -488,14 +503,6 @@ def measure_verification(weights_dir: Path) -> dict:
         verify_first_boot_seconds=first,
         verify_cached_seconds=cached,
     )
-
-
-def _load_ours(weights_dir: Path, device: Device) -> dict:
-    tier2 = TextToVideo.load(weights_dir, device)
-    return {
-        2: tier2,
-        3: KeyframeToVideo.load(weights_dir, device, clip_l=tier2.pipeline.text_encoder),
-    }
 
 
 def machine(device: Device) -> str:
@@ -526,13 +533,15 @@ def write_results(out: Path, results: dict, device: Device, smoke: bool) -> None
         f"{results['verify_cached_seconds']:.2f} s with the hashes cached. "
         f"Measured matmul peak: {results['peak_matmul_tflops']:.1f} TFLOP/s.",
         "",
-        "| tier | settings | stock s | ours s | speed-up | TFLOP | TFLOP/s | share of peak | peak VRAM GiB | $ per video (H100) | max abs err | PSNR dB |",
+        "| tier | settings | stock s | ours s | speed-up | TFLOP | TFLOP/s | share of peak "
+        "| peak VRAM GiB | $ per video (H100) | max abs err | PSNR dB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for tier, r in results["tiers"].items():
         vram = f"{r['peak_vram_gib']:.1f}" if r["peak_vram_gib"] is not None else "—"
         lines.append(
-            f"| {tier} | {r['settings']} | {r['stock_seconds']:.2f} | {r['ours_seconds']:.2f} | {r['speedup']:.2f}× | "
+            f"| {tier} | {r['settings']} | {r['stock_seconds']:.2f} | {r['ours_seconds']:.2f} "
+            f"| {r['speedup']:.2f}× | "
             f"{r['tflop']:.3g} | {r['achieved_tflops']:.3g} | {r['share_of_peak']:.1%} | {vram} | "
             f"{r['dollars_per_video']:.4f} | {r['max_abs_error']:.2g} | {r['psnr_db']:.1f} |"
         )
@@ -540,7 +549,8 @@ def write_results(out: Path, results: dict, device: Device, smoke: bool) -> None
         "",
         "Our frames: "
         + "; ".join(
-            f"tier {tier}: {'all finite' if r['frames_finite'] else 'NOT FINITE'}, smallest per-frame standard "
+            f"tier {tier}: {'all finite' if r['frames_finite'] else 'NOT FINITE'}, "
+            "smallest per-frame standard "
             f"deviation {r['min_frame_std']:.3f} (0 = a flat frame)"
             for tier, r in results["tiers"].items()
         ),
@@ -571,7 +581,8 @@ def main() -> None:
     parser.add_argument(
         "--flops",
         action="store_true",
-        help="only count tier 2's FLOPs per video, standard and draft, on the meta device (any machine)",
+        help="only count tier 2's FLOPs per video, standard and draft, on the meta device "
+        "(any machine)",
     )
     args = parser.parse_args()
     if args.flops:

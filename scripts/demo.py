@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.inputs import TIERS
 from scripts import REPO
 from scripts.cog_schema import openapi_schema
 from scripts.make_tiny_weights import make_tiny_weights
@@ -59,7 +60,7 @@ def main() -> None:
         started = time.monotonic()
         server.wait_until_ready(timeout=1800)
         print(f"Cog server READY on {server.url} after {time.monotonic() - started:.1f}s")
-        for tier in (2, 3):
+        for tier in TIERS:
             inputs = dict(
                 tier=tier,
                 prompt=args.prompt,

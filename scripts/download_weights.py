@@ -16,13 +16,13 @@ import os
 import sys
 from pathlib import Path
 
-from weights import WeightsError, weights_dir
+from weights import WEIGHT_TIERS, WeightsError, weights_dir
 from weights_fetch import HF_TOKEN_ENV, WEIGHTS_URL_ENV, fetch_and_verify
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tier", type=int, choices=(2, 3), help="only this tier's weights")
+    parser.add_argument("--tier", type=int, choices=WEIGHT_TIERS, help="only this tier's weights")
     parser.add_argument(
         "--dir",
         type=Path,

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from weights import WeightsError
+from weights import WEIGHT_TIERS, WeightsError
 from weights_build import write_archive
 
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights_dir", type=Path)
     parser.add_argument("archive", type=Path)
-    parser.add_argument("--tier", type=int, choices=(2, 3), help="only this tier's weights")
+    parser.add_argument("--tier", type=int, choices=WEIGHT_TIERS, help="only this tier's weights")
     args = parser.parse_args()
     try:
         count = write_archive(args.weights_dir, args.archive, args.tier)

@@ -16,18 +16,15 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipelines.common import Device
-from pipelines.inputs import TIER_DEFAULTS
+from pipelines.inputs import TIER_DEFAULTS, TIERS
 from pipelines.safety import covering_squares, frames_to_check
 from pipelines.tier3 import keyframe_size
 from scripts.benchmark import build_full_size_models
 
 META = Device(torch.device("meta"), torch.float16)
 TERA = 1e12
-SDXL_TEXT_TOKENS, SDXL_TEXT_WIDTH, SDXL_POOLED = (
-    77,
-    2048,
-    1280,
-)  # both encoders' states side by side
+# Both encoders' states side by side.
+SDXL_TEXT_TOKENS, SDXL_TEXT_WIDTH, SDXL_POOLED = 77, 2048, 1280
 CHECKER_INPUT = 224  # the feature extractor's crop: every checked square is resized to it
 
 
@@ -80,12 +77,14 @@ def report() -> str:
     models = build_full_size_models(META)
     per_square = checker_flops(models)
     lines = [
-        "Safety checker (CLIP ViT-L/14 at 224×224, FLOPs per checked square and per video at each tier's defaults):",
+        "Safety checker (CLIP ViT-L/14 at 224×224, FLOPs per checked square and per video at "
+        "each tier's defaults):",
         "",
-        "| tier | video | frames checked | squares per frame | forwards per video | TFLOP per video | every frame instead |",
+        "| tier | video | frames checked | squares per frame | forwards per video "
+        "| TFLOP per video | every frame instead |",
         "|---|---|---|---|---|---|---|",
     ]
-    for tier in (2, 3):
+    for tier in TIERS:
         d = TIER_DEFAULTS[tier]
         frames = frames_to_check(d["num_frames"])
         shown = ", ".join(str(i + 1) for i in frames) + (" + the start frame" if tier == 3 else "")
@@ -120,7 +119,8 @@ def report() -> str:
     lines += [
         "",
         f"The 1-megapixel keyframe adds {added / TERA:.1f} TFLOP per tier-3 video from text "
-        f"({after['total'] / before['total']:.2f}× the keyframe's FLOPs); a caller's image renders no keyframe.",
+        f"({after['total'] / before['total']:.2f}× the keyframe's FLOPs); a caller's image renders "
+        "no keyframe.",
     ]
     return "\n".join(lines)
 

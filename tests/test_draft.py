@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 from pipelines.common import pick_device
 from pipelines.draft import CAMERA_MOTIONS, DRAFT_STEPS, LORA_FILE, MotionModules
 from pipelines.tier2 import TextToVideo
-from tests.test_tier2_pipeline import generate, small_request
+from tests.support.parity import assert_same_frames, matches, stage_suspects
+from tests.test_tier2_pipeline import decoded, generate, small_request
 from weights import WEIGHT_SETS
 
 
@@ -58,8 +59,8 @@ def model_card_pipeline(weights_dir):
     return pipeline
 
 
-def model_card_frames(pipeline, request):
-    return pipeline(
+def model_card_frames(pipeline, request, output_type="np"):
+    output = pipeline(
         prompt=request.prompt,
         num_frames=request.num_frames,
         height=request.height,
@@ -67,8 +68,9 @@ def model_card_frames(pipeline, request):
         guidance_scale=1.0,
         num_inference_steps=4,
         generator=torch.Generator("cpu").manual_seed(request.seed),
-        output_type="np",
-    ).frames[0]
+        output_type=output_type,
+    ).frames
+    return output if output_type == "latent" else output[0]
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,19 @@ def test_draft_frames_equal_the_model_cards_recipe(tier2, model_card):
     ours = generate(tier2, request)
     stock = model_card_frames(model_card, request)
     assert ours.shape == stock.shape == (16, 64, 64, 3)
-    np.testing.assert_allclose(ours, stock, atol=1e-5, rtol=0)
+    assert_same_frames(
+        ours,
+        stock,
+        "a draft's frames, against the model card's recipe",
+        atol=1e-5,
+        suspects=stage_suspects(
+            "denoising",
+            "decoding",
+            lambda: decoded(tier2, model_card_frames(model_card, request, "latent")),
+            stock,
+            atol=1e-5,
+        ),
+    )
 
 
 def test_a_camera_motion_equals_the_stock_pipeline_with_that_lora_at_its_strength(
@@ -97,7 +111,23 @@ def test_a_camera_motion_equals_the_stock_pipeline_with_that_lora_at_its_strengt
     stock.set_adapters(["pan_left"], [0.6])
     request = draft_request(camera_motion="pan_left", camera_motion_strength=0.6, num_frames=8)
     ours = generate(tier2, request)
-    np.testing.assert_allclose(ours, model_card_frames(stock, request), atol=1e-5, rtol=0)
+    with_lora = model_card_frames(stock, request)
+
+    def at_full_strength() -> bool:
+        stock.set_adapters(["pan_left"], [1.0])  # diffusers' default weight for an adapter
+        return matches(ours, model_card_frames(stock, request), atol=1e-5)
+
+    assert_same_frames(
+        ours,
+        with_lora,
+        "a draft panning left at 0.6, against stock with the pan_left LoRA at 0.6",
+        atol=1e-5,
+        suspects={
+            "camera_motion_strength does not reach the LoRA (ours equal stock's at 1.0)": (
+                at_full_strength
+            )
+        },
+    )
     assert (
         np.abs(ours - generate(tier2, draft_request(num_frames=8))).max() > 1e-3
     )  # the move did something

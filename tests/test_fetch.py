@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.common import pick_device
+from pipelines.inputs import TIERS
 from pipelines.tier2 import TextToVideo
 from tests.support import REPO
 from weights import WEIGHT_SETS, WeightsError, require_weights
@@ -510,7 +511,7 @@ def test_setup_fetches_what_is_missing_from_a_mirror(host, tmp_path, monkeypatch
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     runner = predict.Runner()
     runner.setup()
-    assert set(runner.tiers) == {2, 3}
+    assert set(runner.tiers) == set(TIERS)
     assert len(host.requests) == sum(len(s.files) for s in WEIGHT_SETS.values())
 
 

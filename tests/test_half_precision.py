@@ -49,7 +49,8 @@ def test_model_dtype_picks_the_precision(monkeypatch, capsys):
         monkeypatch.setenv("MODEL_DTYPE", name)
         assert pick_device().dtype == dtype
     if not torch.cuda.is_available():
-        # float16 runs on a CPU (it is how the float16-only paths are tested below) but says it is slow.
+        # float16 runs on a CPU (it is how the float16-only paths are tested below) but says it is
+        # slow.
         monkeypatch.setenv("MODEL_DTYPE", "float16")
         capsys.readouterr()
         pick_device()
@@ -64,8 +65,8 @@ def test_a_bad_model_dtype_fails_setup_before_any_weights_are_read(monkeypatch, 
     with pytest.raises(DeviceError) as error:
         predict.Runner().setup()
     assert str(error.value) == (
-        "MODEL_DTYPE='fp16' is not a precision this model runs in; allowed: float16, bfloat16, float32 "
-        "(or unset: float16 on a GPU, float32 on a CPU)"
+        "MODEL_DTYPE='fp16' is not a precision this model runs in; allowed: float16, bfloat16, "
+        "float32 (or unset: float16 on a GPU, float32 on a CPU)"
     )
 
 
@@ -167,7 +168,8 @@ def test_bfloat16_frames_stay_close_to_float32(tiny_weights_dir):
     """Rounding to 8 bits of mantissa moves the frames a little; a cast that lost a scale factor or
     fed one model another's dtype would move them a lot. (Measured: tier 2 44 dB, keyframe 46 dB.)
     SVD's animation is not compared: at test sizes its tiny UNet normalises 1 channel over 2 pixels
-    at the lowest resolution, which amplifies any rounding (fp16 there is as far from fp32 as bf16)."""
+    at the lowest resolution, which amplifies any rounding (fp16 there is as far from fp32 as
+    bf16)."""
     request = resolve_request(
         dict(
             tier=2,
@@ -184,7 +186,8 @@ def test_bfloat16_frames_stay_close_to_float32(tiny_weights_dir):
         tier = load_tier2(tiny_weights_dir, dtype)
         frames[dtype] = tier.generate(request, quiet(tier, request))
     assert np.isfinite(frames[torch.bfloat16]).all()
-    assert psnr(frames[torch.bfloat16], frames[torch.float32]) > 35
+    apart = psnr(frames[torch.bfloat16], frames[torch.float32])
+    assert apart > 35, f"tier 2's frames in bfloat16 are {apart:.1f} dB from float32's"
 
     request = resolve_request(
         dict(
@@ -203,7 +206,8 @@ def test_bfloat16_frames_stay_close_to_float32(tiny_weights_dir):
             load_keyframe_pipeline(tiny_weights_dir, Device(CPU, dtype)), None, Device(CPU, dtype)
         )
         keyframes[dtype] = np.asarray(tier.render_keyframe(request, quiet(tier, request))) / 255
-    assert psnr(keyframes[torch.bfloat16], keyframes[torch.float32]) > 35
+    apart = psnr(keyframes[torch.bfloat16], keyframes[torch.float32])
+    assert apart > 35, f"tier 3's keyframe in bfloat16 is {apart:.1f} dB from float32's"
 
 
 # --- float16 on the CPU: the path diffusers takes only in float16 ------------------------------
@@ -239,7 +243,8 @@ def test_float16_encodes_the_start_frame_in_float32_and_returns_the_vae_to_float
 
 
 def test_float16_vae_is_restored_when_the_encode_fails(fp16_animation):
-    """A cancel or error while the VAE is upcast must not leave it in float32 for later predictions."""
+    """A cancel or error while the VAE is upcast must not leave it in float32 for later
+    predictions."""
     vae = fp16_animation.animation_pipeline.vae
 
     def fail(module, args):

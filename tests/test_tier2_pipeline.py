@@ -16,6 +16,12 @@ from pipelines.common import pick_device
 from pipelines.inputs import resolve_request
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo, free_noise_windows
+from tests.support.parity import (
+    assert_same_frames,
+    dropped_input_suspects,
+    stage_suspects,
+    stock_video,
+)
 from weights import WEIGHT_SETS
 
 
@@ -70,11 +76,16 @@ def stock_pipeline(weights_dir):
     )
 
 
+def decoded(tier2, latents) -> np.ndarray:
+    """Latents through tier 2's own decoding."""
+    return tier2.decode(latents, Progress(latents.shape[2], stream=io.StringIO()))
+
+
 def test_frames_equal_stock_animatediff_pipeline(tier2, tiny_weights_dir):
     request = small_request(negative_prompt="blurry", guidance_scale=6.0)
     ours = generate(tier2, request)
 
-    stock = stock_pipeline(tiny_weights_dir)(
+    settings = dict(
         prompt=request.prompt,
         negative_prompt="blurry",
         num_frames=16,
@@ -82,12 +93,30 @@ def test_frames_equal_stock_animatediff_pipeline(tier2, tiny_weights_dir):
         width=64,
         num_inference_steps=3,
         guidance_scale=6.0,
-        generator=torch.Generator("cpu").manual_seed(1234),
-        output_type="np",
-    ).frames[0]
-
-    assert ours.shape == stock.shape == (16, 64, 64, 3)
-    np.testing.assert_allclose(ours, stock, atol=1e-5, rtol=0)
+    )
+    stock = stock_video(stock_pipeline(tiny_weights_dir), settings, seed=1234)
+    frames = stock()
+    assert ours.shape == frames.shape == (16, 64, 64, 3)
+    # Where they differ: in the denoising or the decoding, and from an input left out?
+    suspects = stage_suspects(
+        "denoising", "decoding", lambda: decoded(tier2, stock("latent")), frames, atol=1e-5
+    )
+    suspects |= dropped_input_suspects(
+        ours,
+        {
+            "prompt": lambda: stock(prompt=""),
+            "negative_prompt": lambda: stock(negative_prompt=None),
+            "guidance_scale": lambda: stock(guidance_scale=7.5),  # stock's default
+        },
+        atol=1e-5,
+    )
+    assert_same_frames(
+        ours,
+        frames,
+        "tier 2's frames, against stock AnimateDiffPipeline's",
+        atol=1e-5,
+        suspects=suspects,
+    )
 
 
 def test_same_seed_same_frames_other_seed_other_frames(tier2):
@@ -152,7 +181,8 @@ def test_long_shot_with_a_schedule_equals_stock_free_noise(tier2, stock_long_sho
     with redirect_stdout(printed):
         ours = generate(tier2, request)
     assert ours.shape == stock.shape == (96, 64, 64, 3)
-    np.testing.assert_array_equal(ours, stock)
+    # Which frames differ says which FreeNoise windows or schedule segments to look at.
+    assert_same_frames(ours, stock, "the long shot's frames, against stock FreeNoise's")
     assert (
         "  frame 0: 'a man in a red coat, he opens the door'\n"
         "  frame 24: 'a man in a red coat, he steps inside'\n"
@@ -176,7 +206,9 @@ def test_a_schedule_on_a_clip_shorter_than_a_window_equals_stock(tier2, tiny_wei
         generator=torch.Generator("cpu").manual_seed(1234),
         output_type="np",
     ).frames[0]
-    np.testing.assert_array_equal(generate(tier2, request), expected)
+    assert_same_frames(
+        generate(tier2, request), expected, "a scheduled short clip, against stock FreeNoise's"
+    )
 
 
 class MotionBlocksWhileDenoising(Progress):

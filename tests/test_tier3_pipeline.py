@@ -16,19 +16,31 @@ from pipelines.common import pick_device
 from pipelines.images import fit_to_size
 from pipelines.inputs import resolve_request
 from pipelines.progress import Progress
-from pipelines.tier2 import TextToVideo
-from pipelines.tier3 import SDXL_BUCKETS, KeyframeToVideo, keyframe_size
+from pipelines.tier3 import SDXL_BUCKETS, SVD_VAE_DECODE_FRAMES, KeyframeToVideo, keyframe_size
+from pipelines.tiers import load_tiers
+from tests.support.parity import (
+    assert_same_frames,
+    dropped_input_suspects,
+    stage_suspects,
+    stock_video,
+)
 from weights import WEIGHT_SETS
 
 
 @pytest.fixture(scope="module")
-def tier2(tiny_weights_dir):
-    return TextToVideo.load(tiny_weights_dir, pick_device())
+def tiers(tiny_weights_dir):
+    """Built as setup() builds them."""
+    return load_tiers(tiny_weights_dir, pick_device())
 
 
 @pytest.fixture(scope="module")
-def tier3(tiny_weights_dir, tier2):
-    return KeyframeToVideo.load(tiny_weights_dir, pick_device(), clip_l=tier2.pipeline.text_encoder)
+def tier2(tiers):
+    return tiers[2]
+
+
+@pytest.fixture(scope="module")
+def tier3(tiers):
+    return tiers[3]
 
 
 def request(**overrides):
@@ -57,28 +69,45 @@ def quiet_progress(tier, req):
 def test_keyframe_equals_stock_sdxl_at_the_training_size_for_the_aspect_ratio(
     tier3, tiny_weights_dir
 ):
-    req = (
-        request()
-    )  # 128×64, 2:1: SDXL's 1408×704 bucket, halved for the tiny UNet's 512-pixel base
+    req = request()  # 128×64, 2:1: SDXL's 1408×704 bucket, halved for the tiny UNet's 512 pixels
     ours = tier3.render_keyframe(req, quiet_progress(tier3, req))
 
     vae = AutoencoderKL.from_pretrained(
         WEIGHT_SETS["sdxl_vae"].path(tiny_weights_dir), dtype=torch.float32
     )
-    stock = StableDiffusionXLPipeline.from_pretrained(
+    pipeline = StableDiffusionXLPipeline.from_pretrained(
         WEIGHT_SETS["sdxl"].path(tiny_weights_dir), vae=vae, variant="fp16", dtype=torch.float32
     )
-    theirs = stock(
+
+    settings = dict(
         prompt=req.prompt,
         negative_prompt="blurry",
         height=352,
         width=704,
         num_inference_steps=2,
         guidance_scale=6.0,
-        generator=torch.Generator("cpu").manual_seed(99),
-    ).images[0]
+    )
+
+    def stock(**changed) -> Image.Image:
+        """The stock pipeline's keyframe for the request, with `changed` inputs instead."""
+        generator = torch.Generator("cpu").manual_seed(99)
+        return pipeline(**{**settings, **changed}, generator=generator).images[0]
+
+    theirs = stock()
     assert ours.size == theirs.size == (704, 352)
-    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    assert_same_frames(
+        as_frames(ours),
+        as_frames(theirs),
+        "the keyframe, against stock StableDiffusionXLPipeline's",
+        suspects=dropped_input_suspects(
+            as_frames(ours),
+            {
+                "prompt": lambda: as_frames(stock(prompt="")),
+                "negative_prompt": lambda: as_frames(stock(negative_prompt=None)),
+                "guidance_scale": lambda: as_frames(stock(guidance_scale=5.0)),  # stock's default
+            },
+        ),
+    )
 
 
 @pytest.mark.parametrize(
@@ -140,6 +169,11 @@ def test_the_start_frame_is_checked_at_the_video_size_before_anything_is_animate
     assert image.size == (128, 64) and source == "your image"
 
 
+def as_frames(image: Image.Image) -> np.ndarray:
+    """An image as a clip of one frame."""
+    return np.asarray(image)[None]
+
+
 def _png(width, height) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), (30, 120, 220)).save(buffer, "PNG")
@@ -147,7 +181,8 @@ def _png(width, height) -> bytes:
 
 
 def test_the_keyframe_is_scaled_to_cover_the_video_and_its_centre_kept(tier3):
-    """What SVD receives from a text prompt: the 1 MP keyframe fitted the way a caller's image is."""
+    """What SVD receives from a text prompt: the 1 MP keyframe fitted the way a caller's image
+    is."""
     req = request(width=96, height=64)  # 3:2: SDXL's 1216×832 bucket (608×416 here)
     keyframe = tier3.render_keyframe(req, quiet_progress(tier3, req))
     assert keyframe.size == (608, 416)
@@ -159,31 +194,56 @@ def test_the_keyframe_is_scaled_to_cover_the_video_and_its_centre_kept(tier3):
 
 
 def test_animation_equals_stock_svd(tier3, tiny_weights_dir):
-    req = request()
+    # Each SVD input away from stock's default (fps 7, motion_bucket_id 127, noise_aug_strength
+    # 0.02), so one that never reaches the model shows.
+    req = request(fps=5)
     keyframe = Image.fromarray(
         (np.random.default_rng(0).random((64, 128, 3)) * 255).astype(np.uint8)
     )
     progress = quiet_progress(tier3, req)
     ours = tier3.decode(tier3.animate(keyframe, req, progress), progress)
 
-    stock = StableVideoDiffusionPipeline.from_pretrained(
+    pipeline = StableVideoDiffusionPipeline.from_pretrained(
         WEIGHT_SETS["svd"].path(tiny_weights_dir), variant="fp16", dtype=torch.float32
     )
-    theirs = stock(
+    settings = dict(
         image=keyframe,
         height=64,
         width=128,
         num_frames=10,
         num_inference_steps=2,
-        fps=7,
+        fps=5,
         motion_bucket_id=90,
         noise_aug_strength=0.05,
-        decode_chunk_size=8,
-        generator=torch.Generator("cpu").manual_seed(99),
-        output_type="np",
-    ).frames[0]
+        decode_chunk_size=SVD_VAE_DECODE_FRAMES,
+    )
+    stock = stock_video(pipeline, settings, seed=99)
+    theirs = stock()
     assert ours.shape == theirs.shape == (10, 64, 128, 3)
-    np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=0)
+
+    def stock_latents_decoded_by_us() -> np.ndarray:
+        latents = stock("latent")
+        return tier3.decode(latents, Progress(latents.shape[1], stream=io.StringIO()))
+
+    suspects = stage_suspects(
+        "animating", "decoding", stock_latents_decoded_by_us, theirs, atol=1e-5
+    )
+    suspects |= dropped_input_suspects(
+        ours,
+        {
+            "fps": lambda: stock(fps=7),
+            "motion_bucket_id": lambda: stock(motion_bucket_id=127),
+            "noise_aug_strength": lambda: stock(noise_aug_strength=0.02),
+        },
+        atol=1e-5,
+    )
+    assert_same_frames(
+        ours,
+        theirs,
+        "tier 3's animation, against stock StableVideoDiffusionPipeline's",
+        atol=1e-5,
+        suspects=suspects,
+    )
 
 
 def test_text_to_video_reports_every_step_and_is_deterministic(tier3):
@@ -198,6 +258,7 @@ def test_text_to_video_reports_every_step_and_is_deterministic(tier3):
 
 
 def test_clip_l_is_held_once_when_its_weights_are_identical(tier2, tier3, tiny_weights_dir):
+    # load_tiers, as setup() calls it, hands tier 2's CLIP ViT-L to SDXL ...
     assert tier3.keyframe_pipeline.text_encoder is tier2.pipeline.text_encoder
     # ... and not shared when they differ.
     other = torch.nn.Linear(2, 2)

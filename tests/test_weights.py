@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 import predict
+from pipelines.inputs import TIERS
 from tests.support import REPO
 from tests.support.cog_server import CogServer
-from weights import WEIGHT_SETS, WeightsError, require_weights
+from weights import WEIGHT_SETS, WEIGHT_TIERS, WeightsError, require_weights
 from weights_lock import LOCK_FILE, VERIFIED_CACHE, verify_weights
 
 
@@ -31,6 +32,21 @@ def weights_copy(tiny_weights_dir, tmp_path):
 def test_complete_tiny_weights_pass(tiny_weights_dir):
     require_weights(tiny_weights_dir, tier=2)
     require_weights(tiny_weights_dir, tier=3)
+
+
+def test_the_command_line_tools_know_every_tier_without_importing_torch():
+    """download_weights and pack_weights offer --tier from the manifest, which must list the same
+    tiers as the model; importing weights must not pull in torch (the download needs only the Hub's
+    client)."""
+    assert WEIGHT_TIERS == TIERS
+    imports = subprocess.run(
+        [sys.executable, "-c", "import sys, weights, weights_fetch; print('torch' in sys.modules)"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert imports.stdout.strip() == "False"
 
 
 def test_a_missing_file_is_named(weights_copy):
