@@ -32,7 +32,7 @@ BACKGROUND = (255, 255, 255)
 
 # Called on a start frame before it is animated, with where it came from ("your image", "the SDXL
 # keyframe"); raising refuses the request (the safety checker's `check_start_frame`).
-StartFrameCheck = Callable[[Image.Image, str], None]
+FrameCheck = Callable[[Image.Image, str], None]
 
 
 def _shown(value: str) -> str:

@@ -20,7 +20,7 @@ from transformers import CLIPTokenizer
 
 from pipelines.common import Device, decode_in_chunks, log_prompt_truncation, seeded_generator
 from pipelines.draft import DraftMode
-from pipelines.images import StartFrameCheck
+from pipelines.images import FrameCheck
 from pipelines.inputs import VideoRequest
 from pipelines.progress import Progress
 from weights import WEIGHT_SETS
@@ -155,10 +155,7 @@ class TextToVideo:
         return request.num_inference_steps + request.num_frames
 
     def generate(
-        self,
-        request: VideoRequest,
-        progress: Progress,
-        check_start_frame: StartFrameCheck | None = None,
+        self, request: VideoRequest, progress: Progress, check_start_frame: FrameCheck | None = None
     ) -> np.ndarray:
         """Every frame is denoised together from noise: there is no start frame, so
         `check_start_frame` (part of the tier interface, pipelines/tiers.py) is never called."""

@@ -19,7 +19,7 @@ from PIL import Image
 from transformers import CLIPTokenizer
 
 from pipelines.common import Device, decode_in_chunks, log_prompt_truncation, seeded_generator
-from pipelines.images import StartFrameCheck, fit_to_size, load_start_image
+from pipelines.images import FrameCheck, fit_to_size, load_start_image
 from pipelines.inputs import VideoRequest
 from pipelines.progress import Progress
 from weights import WEIGHT_SETS
@@ -165,10 +165,7 @@ class KeyframeToVideo:
         return keyframe_steps + request.num_inference_steps + request.num_frames
 
     def generate(
-        self,
-        request: VideoRequest,
-        progress: Progress,
-        check_start_frame: StartFrameCheck | None = None,
+        self, request: VideoRequest, progress: Progress, check_start_frame: FrameCheck | None = None
     ) -> np.ndarray:
         # 1. The start frame: the caller's image, read and checked before any model runs, or a
         #    keyframe rendered by SDXL from the prompt and scaled to the video size. Then

@@ -14,7 +14,7 @@ import numpy as np
 from transformers import CLIPTokenizer
 
 from pipelines.common import Device
-from pipelines.images import StartFrameCheck
+from pipelines.images import FrameCheck
 from pipelines.inputs import VideoRequest
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
@@ -37,10 +37,7 @@ class Tier(Protocol):
         ...
 
     def generate(
-        self,
-        request: VideoRequest,
-        progress: Progress,
-        check_start_frame: StartFrameCheck | None = None,
+        self, request: VideoRequest, progress: Progress, check_start_frame: FrameCheck | None = None
     ) -> np.ndarray:
         """The clip as float frames in [0, 1], num_frames × height × width × 3. A tier that animates
         a start frame hands it, and where it came from, to `check_start_frame` (the safety checker)
