@@ -77,8 +77,11 @@ def checkout(tmp_path) -> Path:
 
 def test_the_image_gets_the_code_config_and_weights(checkout):
     context = build_context(checkout, (checkout / ".dockerignore").read_text())
-    needed = {"predict.py", "weights.py", "cog.yaml", "requirements.txt", ".dockerignore"}
+    needed = {"predict.py", "cog.yaml", "requirements.txt", ".dockerignore"}
+    # setup() imports weights.py, weights_lock.py and weights_fetch.py (weights_build.py comes too).
+    needed |= {path.name for path in REPO.glob("weights*.py")}
     needed |= {str(path.relative_to(REPO)) for path in (REPO / "pipelines").glob("*.py")}
+    assert {"weights.py", "weights_lock.py", "weights_fetch.py"} <= needed
     assert needed <= context, needed - context
     # Weights baked into the image, with the lock and the hashes already checked (no re-hash at
     # boot).
