@@ -1,11 +1,11 @@
-"""How a web app's server drives this model on Replicate: start a shot, follow it by webhook, cancel it.
+"""How a web app's server drives this model on Replicate: start, follow by webhook, cancel a shot.
 
 The browser talks only to this server; this server talks to Replicate with the API token, which
 never leaves it. For each shot it starts a prediction with a webhook, verifies every webhook's
 signature before reading it, turns the model's log into a percentage the browser polls, and on a
 failure either shows the model's own message (a bad input, which no retry can fix) or starts the
-next tier. The decisions are small pure functions (`parse_progress`, `verify_webhook`, `decide`, ...)
-tested without a network in tests/test_examples.py; the rest is plumbing.
+next tier. The decisions are small pure functions (`parse_progress`, `verify_webhook`,
+`decide`, ...) tested without a network in tests/test_examples.py; the rest is plumbing.
 
 Run it for real (Replicate must reach --public-url over HTTPS, e.g. through a tunnel):
 
@@ -105,7 +105,8 @@ def verify_webhook(
     tolerance: int = WEBHOOK_TOLERANCE_SECONDS,
 ) -> dict:
     """Check a webhook's signature and age (https://replicate.com/docs/topics/webhooks/verify-webhook)
-    and return its prediction. `body` must be the raw bytes received: re-encoded JSON would not match."""
+    and return its prediction. `body` must be the raw bytes received: re-encoded JSON would not
+    match."""
     headers = {name.lower(): value for name, value in headers.items()}
     try:
         sent_at = int(headers.get("webhook-timestamp", ""))
@@ -119,8 +120,8 @@ def verify_webhook(
         )
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     try:
-        # HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}" with the base64 part of the whsec_
-        # secret, compared in constant time against each signature in webhook-signature.
+        # HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}" with the base64 part of the
+        # whsec_ secret, compared in constant time against each signature in webhook-signature.
         replicate.webhooks.validate(
             headers=headers, body=text, secret=WebhookSigningSecret(key=secret)
         )
@@ -156,7 +157,8 @@ def model_input_error(error: str) -> str | None:
 
 
 def api_input_error(error: ReplicateError) -> str | None:
-    """The user's message when creating the prediction was refused for its input (HTTP 422), else None.
+    """The user's message when creating the prediction was refused for its input (HTTP 422), else
+    None.
 
     Replicate checks the input against the model's schema before running it and answers, e.g.,
     {"title": "Input validation failed", "detail": "- input.width: Must be less than or equal to
@@ -225,7 +227,8 @@ class Step:
 
 
 def decide(prediction: Mapping[str, Any], shot: Shot, tried: tuple[int, ...]) -> Step:
-    """What to do after a prediction object (a webhook body or an API response) of the last tier tried."""
+    """What to do after a prediction object (a webhook body or an API response) of the last tier
+    tried."""
     status = prediction.get("status")
     if status in ("starting", "processing"):
         progress = parse_progress(prediction.get("logs"))
@@ -377,7 +380,8 @@ class ShotBoard:
         return self.shots[shot_id].step
 
     def cancel(self, shot_id: str) -> None:
-        """Cancel the shot's running prediction; its `canceled` webhook settles the shot, unretried."""
+        """Cancel the shot's running prediction; its `canceled` webhook settles the shot,
+        unretried."""
         state = self.shots[shot_id]
         if state.prediction_id and state.step.action not in FINAL_ACTIONS:
             prediction = cancel_prediction(self.client, state.prediction_id)
@@ -417,7 +421,9 @@ def make_handler(board: ShotBoard) -> type[BaseHTTPRequestHandler]:
                     return self.reply(
                         400,
                         {
-                            "error": f"a shot is a JSON object of {list(Shot.__annotations__)}: {error}"
+                            "error": (
+                                f"a shot is a JSON object of {list(Shot.__annotations__)}: {error}"
+                            )
                         },
                     )
                 return self.reply(201, board.status(board.start(shot, tier, tried)))

@@ -67,7 +67,8 @@ DEFAULTS: dict[str, Any] = dict(
     prompt_schedule="",  # no schedule: the prompt describes every frame
     interpolate_to_fps=None,  # play at fps, the generated frames only
     translate_prompt=True,  # Thai to English (pipelines/prompts.py)
-    disable_safety_checker=False,  # the checker runs unless a caller turns it off (pipelines/safety.py)
+    # the checker runs unless a caller turns it off (pipelines/safety.py)
+    disable_safety_checker=False,
 )
 # Tier 2: AnimateDiff v3 on SD 1.5, which was trained at 512×512 and 16 frames (the motion module
 # has positions for at most 32; longer clips go through FreeNoise's windows, pipelines/tier2.py).
@@ -115,7 +116,8 @@ GIF_TICKS_PER_SECOND = 100
 
 
 class InputError(ValueError):
-    """A request the model cannot run; the message names the field, the value and what is allowed."""
+    """A request the model cannot run; the message names the field, the value and what is
+    allowed."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ class VideoRequest:
 
     @property
     def playback_fps(self) -> int:
-        """The rate the video plays at: `interpolate_to_fps` when given, else the generation rate."""
+        """The rate the video plays at: `interpolate_to_fps` when given, else the generation
+        rate."""
         return self.interpolate_to_fps or self.fps
 
     @property
@@ -212,14 +215,16 @@ def _check_text(name: str, value: Any) -> str:
 def _check_size(name: str, value: int) -> int:
     if value % SIZE_MULTIPLE:
         raise InputError(
-            f"{name} must be a multiple of {SIZE_MULTIPLE} (the VAE works on 8×8 blocks); got {value}, "
-            f"nearest allowed: {value - value % SIZE_MULTIPLE} or {value - value % SIZE_MULTIPLE + SIZE_MULTIPLE}"
+            f"{name} must be a multiple of {SIZE_MULTIPLE} (the VAE works on 8×8 blocks); "
+            f"got {value}, nearest allowed: {value - value % SIZE_MULTIPLE} or "
+            f"{value - value % SIZE_MULTIPLE + SIZE_MULTIPLE}"
         )
     return value
 
 
 def _check_schedule(value: str, num_frames: int) -> tuple[tuple[int, str], ...]:
-    """Parse "frame: text | frame: text ..." into (frame, text) pairs, naming the first bad segment."""
+    """Parse "frame: text | frame: text ..." into (frame, text) pairs, naming the first bad
+    segment."""
     if not value.strip():
         return ()
     segments = value.split(SCHEDULE_SEPARATOR)
@@ -237,7 +242,8 @@ def _check_schedule(value: str, num_frames: int) -> tuple[tuple[int, str], ...]:
             raise InputError(f"{where} must be 'frame: text', e.g. {SCHEDULE_EXAMPLE}")
         if not (frame_text.isascii() and frame_text.isdigit()):
             raise InputError(
-                f"{where} must start with a whole frame number before the ':'; got {_shown(frame_text)}"
+                f"{where} must start with a whole frame number before the ':'; "
+                f"got {_shown(frame_text)}"
             )
         frame = int(frame_text)
         if not text.strip():
@@ -253,8 +259,8 @@ def _check_schedule(value: str, num_frames: int) -> tuple[tuple[int, str], ...]:
             )
         if frame >= num_frames:
             raise InputError(
-                f"{where} must start before frame {num_frames} (num_frames is {num_frames}, counted "
-                f"from 0); got {frame}"
+                f"{where} must start before frame {num_frames} (num_frames is {num_frames}, "
+                f"counted from 0); got {frame}"
             )
         schedule.append((frame, text.strip()))
     return tuple(schedule)
@@ -285,7 +291,8 @@ def _check_playback_rate(value: Any, fps: int, output_format: str) -> int | None
         return rate
     if rate < fps:
         raise InputError(
-            f"interpolate_to_fps must be at least fps ({fps}), the rate the frames are made at; got {rate}"
+            f"interpolate_to_fps must be at least fps ({fps}), the rate the frames are made at; "
+            f"got {rate}"
         )
     listed = ", ".join(map(str, allowed))
     if output_format == "gif":
@@ -295,13 +302,14 @@ def _check_playback_rate(value: Any, fps: int, output_format: str) -> int | None
             f"{listed or 'none at this fps, so use mp4 or webm'}; got {rate}"
         )
     raise InputError(
-        f"interpolate_to_fps must be a whole multiple of fps ({fps}), so that every generated frame "
-        f"is kept: {listed}; got {rate}"
+        f"interpolate_to_fps must be a whole multiple of fps ({fps}), so that every generated "
+        f"frame is kept: {listed}; got {rate}"
     )
 
 
 def resolve_request(raw: dict[str, Any]) -> VideoRequest:
-    """Check every input as sent and fill in tier defaults; raise InputError on the first bad one."""
+    """Check every input as sent and fill in tier defaults; raise InputError on the first bad
+    one."""
     unknown = sorted(set(raw) - set(INPUT_NAMES))
     if unknown:
         raise InputError(f"unknown input {unknown[0]!r}; the inputs are: {', '.join(INPUT_NAMES)}")
@@ -333,7 +341,8 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         raise InputError("prompt must describe the clip for tier 2; got an empty prompt")
     if not prompt.strip() and image is None:
         raise InputError(
-            "prompt must describe the keyframe for tier 3 when no image is given; got an empty prompt"
+            "prompt must describe the keyframe for tier 3 when no image is given; "
+            "got an empty prompt"
         )
 
     num_frames = in_tier_range("num_frames")
@@ -381,8 +390,9 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
             " and a prompt_schedule" if request.prompt_schedule else ""
         )
         raise InputError(
-            f"draft works on tier-2 clips of up to {DRAFT_MAX_FRAMES} frames without a prompt_schedule "
-            f"(long shots and schedules need the standard mode); got draft=true with {got}"
+            f"draft works on tier-2 clips of up to {DRAFT_MAX_FRAMES} frames without a "
+            f"prompt_schedule (long shots and schedules need the standard mode); "
+            f"got draft=true with {got}"
         )
     request = replace(
         request,
@@ -414,10 +424,12 @@ def _check_draft_fits(tier: int, draft: bool, camera_motion: str) -> None:
     if camera_motion != NO_CAMERA_MOTION and not (draft and tier == 2):
         where = f"tier {tier}" if tier != 2 else "draft=false"
         raise InputError(
-            f"camera_motion needs tier 2's draft mode (tier=2, draft=true): the camera moves are motion "
-            f"LoRAs for AnimateDiff-Lightning's motion module; got camera_motion={camera_motion!r} with {where}"
+            f"camera_motion needs tier 2's draft mode (tier=2, draft=true): the camera moves are "
+            f"motion LoRAs for AnimateDiff-Lightning's motion module; "
+            f"got camera_motion={camera_motion!r} with {where}"
         )
     if draft and tier != 2:
         raise InputError(
-            f"draft is only available for tier 2 (AnimateDiff-Lightning); got draft=true with tier {tier}"
+            f"draft is only available for tier 2 (AnimateDiff-Lightning); "
+            f"got draft=true with tier {tier}"
         )

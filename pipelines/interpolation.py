@@ -17,6 +17,7 @@ interpolation.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import tempfile
 import threading
@@ -37,8 +38,8 @@ WORKING_PIXEL_FORMAT = "yuv444p"
 
 
 def interpolate(frames: np.ndarray, fps: int, playback_fps: int) -> Iterator[np.ndarray]:
-    """Yield the clip at `playback_fps` (a whole multiple of `fps`), frame by frame, as it comes out of
-    ffmpeg: num_frames × (playback_fps // fps) uint8 frames, generated frame k at k × ratio.
+    """Yield the clip at `playback_fps` (a whole multiple of `fps`), frame by frame, as it comes out
+    of ffmpeg: num_frames × (playback_fps // fps) uint8 frames, generated frame k at k × ratio.
     Close the generator to stop early: ffmpeg is then killed and waited for."""
     num_frames, height, width, _ = frames.shape
     ratio = playback_fps // fps
@@ -104,8 +105,9 @@ def interpolate(frames: np.ndarray, fps: int, playback_fps: int) -> Iterator[np.
             stderr.seek(0)
             message = stderr.read().decode(errors="replace").strip()[-2000:]
             raise RuntimeError(
-                f"ffmpeg's minterpolate stopped before frame {last_made + 1} of {num_frames * ratio} "
-                f"(exit code {process.returncode}): {message or 'no message'}"
+                f"ffmpeg's minterpolate stopped before frame {last_made + 1} of "
+                f"{num_frames * ratio} (exit code {process.returncode}): "
+                f"{message or 'no message'}"
             )
         finally:
             # Stopped early (cancelled, or the encoder failed): end ffmpeg now rather than let it
@@ -119,7 +121,8 @@ def interpolate(frames: np.ndarray, fps: int, playback_fps: int) -> Iterator[np.
 
 def _feed(stdin: BinaryIO, frames: np.ndarray) -> None:
     """Write every frame, and the last one once more: minterpolate holds back its last input frame
-    (it needs a frame after it to interpolate towards), so the extra one brings the real last frame out."""
+    (it needs a frame after it to interpolate towards), so the extra one brings the real last
+    frame out."""
     try:
         for frame in frames:
             stdin.write(np.ascontiguousarray(frame).tobytes())
@@ -127,7 +130,5 @@ def _feed(stdin: BinaryIO, frames: np.ndarray) -> None:
     except (BrokenPipeError, ValueError, OSError):
         pass  # ffmpeg ended (killed after a cancel, or failed, which the reader reports)
     finally:
-        try:
+        with contextlib.suppress(OSError):
             stdin.close()
-        except OSError:
-            pass

@@ -26,7 +26,8 @@ from weights import WEIGHT_SETS
 THAI_BLOCK = (0x0E00, 0x0E7F)  # Unicode's Thai block: consonants, vowels, tone marks, digits, ฿
 # The least share of a text's letters (other than Thai, which is translated) that must be whole
 # tokens of CLIP's vocabulary. English scores 100 %; a script CLIP never learnt scores near 0, its
-# letters falling apart into byte fragments. Half leaves room for names and loanwords in English text.
+# letters falling apart into byte fragments. Half leaves room for names and loanwords in English
+# text.
 MIN_READABLE_SHARE = 0.5
 SUPPORTED_LANGUAGES = "English, and Thai (translated to English in the container)"
 TEXT_FIELDS = ("prompt", "negative_prompt")
@@ -107,7 +108,8 @@ class PromptTranslator:
             for field, text in texts.items():
                 if thai_spans(text):
                     print(
-                        f"{field} contains Thai and translate_prompt=false: CLIP reads it as written.",
+                        f"{field} contains Thai and translate_prompt=false: "
+                        f"CLIP reads it as written.",
                         flush=True,
                     )
             return request
@@ -127,8 +129,8 @@ class PromptTranslator:
             text = changed.get(field, texts[field])
             if not translation.strip():
                 raise InputError(
-                    f"{field} could not be translated: the Thai {_shown(text[start:end])} came back empty; "
-                    f"write it in English, or send translate_prompt=false"
+                    f"{field} could not be translated: the Thai {_shown(text[start:end])} "
+                    f"came back empty; write it in English, or send translate_prompt=false"
                 )
             changed[field] = text[:start] + translation + text[end:]
         for field in texts:
@@ -148,7 +150,8 @@ class PromptTranslator:
         return dataclasses.replace(request, prompt_schedule=schedule, **fields)
 
     def check_readable(self, field: str, text: str) -> None:
-        """Refuse text whose letters (Thai aside) are mostly not whole tokens of CLIP's vocabulary."""
+        """Refuse text whose letters (Thai aside) are mostly not whole tokens of CLIP's
+        vocabulary."""
         normalizer = self.clip_tokenizer.backend_tokenizer.normalizer  # CLIP's own: NFC, lower case
         normalized = normalizer.normalize_str(text) if normalizer is not None else text
         letters = [
@@ -164,10 +167,10 @@ class PromptTranslator:
         if missing and (len(letters) - missing) / len(letters) < MIN_READABLE_SHARE:
             examples = "".join(sorted(unreadable)[:5])
             raise InputError(
-                f"{field} must be in a language the model reads: got {_shown(text)}, whose letters are "
-                f"mostly ({missing} of {len(letters)}, e.g. {examples!r}) outside CLIP's vocabulary. Supported: "
-                f"{SUPPORTED_LANGUAGES}. Write it in one of them, or send translate_prompt=false to pass "
-                f"it to CLIP as written"
+                f"{field} must be in a language the model reads: got {_shown(text)}, whose letters "
+                f"are mostly ({missing} of {len(letters)}, e.g. {examples!r}) outside CLIP's "
+                f"vocabulary. Supported: {SUPPORTED_LANGUAGES}. Write it in one of them, or send "
+                f"translate_prompt=false to pass it to CLIP as written"
             )
 
     @torch.inference_mode()
@@ -178,8 +181,8 @@ class PromptTranslator:
         for text in texts:
             if len(self.tokenizer(text).input_ids) > limit:
                 print(
-                    f"Note: the Thai text {_shown(text)} is longer than the translator's {limit} tokens; "
-                    f"the rest was not translated.",
+                    f"Note: the Thai text {_shown(text)} is longer than the translator's {limit} "
+                    f"tokens; the rest was not translated.",
                     flush=True,
                 )
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(

@@ -38,7 +38,7 @@ class UnsafeContentError(RuntimeError):
 def frames_to_check(num_frames: int) -> list[int]:
     """Every FRAME_STRIDE-th frame from the first, and the last frame."""
     indices = list(range(0, num_frames, FRAME_STRIDE))
-    return indices if indices[-1] == num_frames - 1 else indices + [num_frames - 1]
+    return indices if indices[-1] == num_frames - 1 else [*indices, num_frames - 1]
 
 
 def covering_squares(width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -103,9 +103,9 @@ class SafetyChecker:
         """Tier 3's start frame, before SVD animates it. `source` names it for the message."""
         if self.flagged([image])[0]:
             raise UnsafeContentError(
-                f"the safety checker flagged the start frame ({source}) as possibly not safe for work; no "
-                f"video was made. Try another prompt, image or seed (API callers can turn the check off "
-                f"with disable_safety_checker=true)"
+                f"the safety checker flagged the start frame ({source}) as possibly not safe for "
+                f"work; no video was made. Try another prompt, image or seed (API callers can "
+                f"turn the check off with disable_safety_checker=true)"
             )
         print(f"Safety checker: the start frame ({source}) passed.", flush=True)
 
@@ -117,12 +117,13 @@ class SafetyChecker:
         if hits:
             shown = ", ".join(str(index + 1) for index in hits)
             raise UnsafeContentError(
-                f"the safety checker flagged {'frame' if len(hits) == 1 else 'frames'} {shown} of {len(frames)} "
-                f"as possibly not safe for work; "
-                f"no video is returned. Try another prompt or seed (API callers can turn the check off "
-                f"with disable_safety_checker=true)"
+                f"the safety checker flagged {'frame' if len(hits) == 1 else 'frames'} {shown} "
+                f"of {len(frames)} as possibly not safe for work; "
+                f"no video is returned. Try another prompt or seed (API callers can turn the "
+                f"check off with disable_safety_checker=true)"
             )
         print(
-            f"Safety checker: frames {', '.join(str(i + 1) for i in indices)} of {len(frames)} passed.",
+            f"Safety checker: frames {', '.join(str(i + 1) for i in indices)} "
+            f"of {len(frames)} passed.",
             flush=True,
         )

@@ -53,8 +53,9 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     finite = np.isfinite(frames)
     if not finite.all():
         raise FloatingPointError(
-            f"the model produced {finite.size - np.count_nonzero(finite)} NaN or infinite values among "
-            f"{finite.size} in the frames (a numerical overflow); MODEL_DTYPE=bfloat16 or float32 avoids it"
+            f"the model produced {finite.size - np.count_nonzero(finite)} NaN or infinite values "
+            f"among {finite.size} in the frames (a numerical overflow); MODEL_DTYPE=bfloat16 or "
+            f"float32 avoids it"
         )
     return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
 
@@ -98,7 +99,8 @@ def _same_shape(frames: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
     first = next(frames, None)
     if first is None or first.dtype != np.uint8 or first.ndim != 3 or first.shape[-1] != 3:
         raise ValueError(
-            f"expected uint8 frames of shape (H, W, 3), got {None if first is None else (first.dtype, first.shape)}"
+            f"expected uint8 frames of shape (H, W, 3), got "
+            f"{None if first is None else (first.dtype, first.shape)}"
         )
     for frame in itertools.chain([first], frames):
         if frame.dtype != first.dtype or frame.shape != first.shape:

@@ -75,7 +75,7 @@ def lora_modules(motion_modules: MotionModules) -> list[torch.nn.Module]:
 
 def motion_parts(motion_modules: MotionModules, with_mid_motion: bool) -> list[torch.nn.Module]:
     parts = [*motion_modules.down, *motion_modules.up]
-    return parts + [motion_modules.mid_block.motion_modules] if with_mid_motion else parts
+    return [*parts, motion_modules.mid_block.motion_modules] if with_mid_motion else parts
 
 
 def median_us(function, samples: int) -> float:
@@ -194,7 +194,10 @@ def full_size_draft() -> DraftMode:
 
 
 def machine() -> str:
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), torch {torch.__version__}, {platform.node()}"
+    return (
+        f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
+        f"torch {torch.__version__}, {platform.node()}"
+    )
 
 
 def section(results: dict[str, dict]) -> str:
@@ -207,27 +210,31 @@ def section(results: dict[str, dict]) -> str:
         f"{datetime.date.today().isoformat()}, {machine()}. No GPU: the figures are the CPU's; "
         "the swap itself is attribute assignments whatever the device, and no tensor moves.",
         "",
-        "| weights | standard → draft µs | draft → standard µs | a whole draft's switching, no camera move µs "
+        "| weights | standard → draft µs | draft → standard µs "
+        "| a whole draft's switching, no camera move µs "
         "| with a camera move (LoRA on, then off) µs "
-        f"| resident-set change over {SWITCHES} switches each way | v3 modules MiB | Lightning modules MiB | 8 LoRAs MiB |",
+        f"| resident-set change over {SWITCHES} switches each way | v3 modules MiB "
+        "| Lightning modules MiB | 8 LoRAs MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, r in results.items():
         lines.append(
-            f"| {label} | {r['to_draft_us']:.1f} | {r['to_standard_us']:.1f} | {r['active_us']:.1f} | "
-            f"{r['active_with_camera_us']:.0f} | "
-            f"{r['resident_set_change_bytes'] / mib:+.2f} MiB | {r['standard_fp16_bytes'] / mib:.1f} | "
+            f"| {label} | {r['to_draft_us']:.1f} | {r['to_standard_us']:.1f} | "
+            f"{r['active_us']:.1f} | {r['active_with_camera_us']:.0f} | "
+            f"{r['resident_set_change_bytes'] / mib:+.2f} MiB | "
+            f"{r['standard_fp16_bytes'] / mib:.1f} | "
             f"{r['lightning_fp16_bytes'] / mib:.1f} | {r['lora_fp16_bytes'] / mib:.1f} |"
         )
     lines += [
         "",
         "The draft holds no second spatial UNet: its mid block is a shell around the UNet's own "
-        "resnets and attentions (tests/test_draft.py checks that no tensor is allocated by a switch). "
-        "What it adds to a container is Lightning's modules and the LoRAs, resident from setup; "
-        "MiB are at fp16, what a GPU holds. A camera move also switches its LoRA on and off in every "
-        "wrapped projection (peft's per-layer `set_adapter`, `set_scale`, `enable_adapters`, which "
-        "also set `requires_grad` on every adapter's tensors): that, not the swap, is the cost of "
-        "the camera-move column; a draft without one leaves the LoRAs alone.",
+        "resnets and attentions (tests/test_draft.py checks that no tensor is allocated by a "
+        "switch). What it adds to a container is Lightning's modules and the LoRAs, resident "
+        "from setup; MiB are at fp16, what a GPU holds. A camera move also switches its LoRA on "
+        "and off in every wrapped projection (peft's per-layer `set_adapter`, `set_scale`, "
+        "`enable_adapters`, which also set `requires_grad` on every adapter's tensors): that, "
+        "not the swap, is the cost of the camera-move column; a draft without one leaves the "
+        "LoRAs alone.",
         END,
     ]
     return "\n".join(lines)

@@ -2,7 +2,7 @@
 float16 (the default on a GPU). scripts/gpu_check.sh runs it after the benchmark.
 
     python -m scripts.gpu_check --weights-dir .cache/full-size-weights --out docs
-    python -m scripts.gpu_check --smoke --out /tmp/check    # CPU, tiny weights: the harness only (CI)
+    python -m scripts.gpu_check --smoke --out /tmp/check  # CPU, tiny weights: the harness only (CI)
 
 1. Setup: seconds to READY, and the GPU memory the worker holds once every tier is resident.
 2. A short soak: ten predictions of both tiers at small sizes, the worker's GPU memory after each.
@@ -186,17 +186,20 @@ def summary_lines(results: dict) -> list[str]:
         f"- setup to READY: {results['setup_seconds']:.1f} s; worker GPU memory after setup: "
         f"{gib(results['worker_gpu_after_setup_gib'])} GiB",
         f"- soak ({len(soak)} predictions, both tiers, small sizes): "
-        f"{sum(row['status'] == 'succeeded' for row in soak)} succeeded; worker GPU memory after each: "
+        f"{sum(row['status'] == 'succeeded' for row in soak)} succeeded; "
+        "worker GPU memory after each: "
         + ", ".join(gib(row["worker_gpu_gib"]) for row in soak)
         + " GiB",
-        f"- tier 2 ({'its defaults' if default['request'] == dict(tier=2) else default['request']}) through the server: "
-        f"{default['status']} in {default['seconds']:.1f} s, worker GPU memory after: {gib(default['worker_gpu_gib'])} "
-        f"GiB, smallest per-frame pixel spread {default.get('min_frame_spread', float('nan')):.1f} (0 = a flat frame; "
-        "NaN frames fail before encoding)",
+        "- tier 2 ("
+        f"{'its defaults' if default['request'] == dict(tier=2) else default['request']}) "
+        f"through the server: {default['status']} in {default['seconds']:.1f} s, "
+        f"worker GPU memory after: {gib(default['worker_gpu_gib'])} GiB, "
+        f"smallest per-frame pixel spread {default.get('min_frame_spread', float('nan')):.1f} "
+        "(0 = a flat frame; NaN frames fail before encoding)",
     ]
     oom = results.get("out_of_memory")
     if oom is None:
-        return lines + ["- out of memory: not tried (no GPU)"]
+        return [*lines, "- out of memory: not tried (no GPU)"]
     expected = "out of GPU memory at 32 frames 1024×1024 (tier 2)"
     as_expected = (
         oom["oversized_status"] == "failed"
@@ -204,11 +207,13 @@ def summary_lines(results: dict) -> list[str]:
         and oom["health_after"] == "READY"
         and oom["default_after_status"] == "succeeded"
     )
-    return lines + [
-        f"- out of memory ({'as expected' if as_expected else 'NOT as expected'}): oversized request "
-        f"{oom['oversized_status']} ({(oom['oversized_error'] or '')[-160:]}) in {oom['oversized_seconds']:.1f} s; "
-        f"health then {oom['health_after']}; the default prediction again: {oom['default_after_status']} "
-        f"in {oom['default_after_seconds']:.1f} s"
+    return [
+        *lines,
+        f"- out of memory ({'as expected' if as_expected else 'NOT as expected'}): "
+        f"oversized request {oom['oversized_status']} "
+        f"({(oom['oversized_error'] or '')[-160:]}) in {oom['oversized_seconds']:.1f} s; "
+        f"health then {oom['health_after']}; the default prediction again: "
+        f"{oom['default_after_status']} in {oom['default_after_seconds']:.1f} s",
     ]
 
 
@@ -242,7 +247,8 @@ def main() -> None:
         weights_dir = args.weights_dir or REPO / ".cache" / "full-size-weights"
         if not (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").is_file():
             sys.exit(
-                f"No full-size weights in {weights_dir}: run scripts/benchmark.py first (it writes them)."
+                f"No full-size weights in {weights_dir}: run scripts/benchmark.py first "
+                "(it writes them)."
             )
     with scratch:
         results = check(
@@ -265,7 +271,10 @@ def main() -> None:
         "",
         "CPU smoke run on tiny random weights: checks the harness, says nothing about a GPU."
         if args.smoke
-        else "Through Cog's server on the full-size random weights, float16 (`bash scripts/gpu_check.sh`).",
+        else (
+            "Through Cog's server on the full-size random weights, float16 "
+            "(`bash scripts/gpu_check.sh`)."
+        ),
         "",
         *summary_lines(results),
     ]

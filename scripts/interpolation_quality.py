@@ -28,7 +28,9 @@ SEED = 13
 METHODS = {
     "minterpolate, as used (pipelines/interpolation.py)": interpolation.MINTERPOLATE,
     "minterpolate, ffmpeg's defaults (mci, obmc, bilateral)": "minterpolate=fps={fps}",
-    "blend of the two neighbours (minterpolate mi_mode=blend)": "minterpolate=fps={fps}:mi_mode=blend:scd=fdiff",
+    "blend of the two neighbours (minterpolate mi_mode=blend)": (
+        "minterpolate=fps={fps}:mi_mode=blend:scd=fdiff"
+    ),
 }
 REPETITION = "frame repetition (each kept frame shown twice)"
 
@@ -83,14 +85,15 @@ def pan(rng: np.random.Generator, frames: int = FRAMES, step=(1, 3)) -> np.ndarr
 
 
 def moving_balls(rng: np.random.Generator, paths) -> np.ndarray:
-    """Textured balls over the still scene; `paths`: (radius, start (y, x), velocity (y, x)) each."""
+    """Textured balls over the still scene; `paths`: (radius, start (y, x), velocity (y, x))
+    each."""
     background = scene(rng, HEIGHT, WIDTH)
     sprites = [(ball(rng, radius), start, velocity) for radius, start, velocity in paths]
     images = []
     for k in range(FRAMES):
         image = background.copy()
         for (texture, mask), (y0, x0), (vy, vx) in sprites:
-            top, left = int(round(y0 + vy * k)), int(round(x0 + vx * k))
+            top, left = round(y0 + vy * k), round(x0 + vx * k)
             region = image[top : top + mask.shape[0], left : left + mask.shape[1]]
             region[mask[: region.shape[0], : region.shape[1]]] = texture[
                 : region.shape[0], : region.shape[1]

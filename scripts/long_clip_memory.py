@@ -130,19 +130,25 @@ def machine() -> str:
     )
     import torch
 
-    return f"{model}, {os.cpu_count()} cores, {memory_gib:.0f} GiB RAM, torch {torch.__version__}, {platform.node()}"
+    return (
+        f"{model}, {os.cpu_count()} cores, {memory_gib:.0f} GiB RAM, "
+        f"torch {torch.__version__}, {platform.node()}"
+    )
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| num_frames | FreeNoise | split inference | after loading (MiB) | peak above it while denoising (MiB) "
+        "| num_frames | FreeNoise | split inference | after loading (MiB) "
+        "| peak above it while denoising (MiB) "
         "| peak above it, whole generation (MiB) | the frames themselves (MiB) | seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['num_frames']} | {'yes' if row['free_noise'] else 'no'} | {'yes' if row['split_inference'] else 'no'} "
-            f"| {row['loaded_mib']:.0f} | {row['denoising_peak_mib']:.0f} | {row['generation_peak_mib']:.0f} "
+            f"| {row['num_frames']} | {'yes' if row['free_noise'] else 'no'} "
+            f"| {'yes' if row['split_inference'] else 'no'} "
+            f"| {row['loaded_mib']:.0f} | {row['denoising_peak_mib']:.0f} "
+            f"| {row['generation_peak_mib']:.0f} "
             f"| {row['frames_mib']:.0f} | {row['seconds']:.0f} |"
         )
     return "\n".join(lines)
@@ -152,16 +158,19 @@ def section(rows: list[dict], command: str) -> str:
     size, steps = rows[0]["size"], rows[0]["steps"]
     return (
         f"{SECTION}\n\n"
-        f"Measured {datetime.date.today().isoformat()} on {machine()}, with `{command}`: tier 2 on tiny "
-        f"random weights at {size}×{size}, {steps} denoising step{'s' * (steps != 1)} with guidance, each clip in a fresh "
-        f"process, through `TextToVideo.generate`. Peaks are resident memory (VmHWM) above the level "
-        f"after loading. The seconds are from a shared 2-core machine and are context, not a benchmark.\n\n"
+        f"Measured {datetime.date.today().isoformat()} on {machine()}, with `{command}`: "
+        f"tier 2 on tiny random weights at {size}×{size}, {steps} denoising "
+        f"step{'s' * (steps != 1)} with guidance, each clip in a fresh process, through "
+        f"`TextToVideo.generate`. Peaks are resident memory (VmHWM) above the level after "
+        f"loading. The seconds are from a shared 2-core machine and are context, not a "
+        f"benchmark.\n\n"
         f"{table(rows)}\n"
     )
 
 
 def write_section(path: Path, text: str) -> None:
-    """Replace this script's section of `path` (from its heading to the next `## `), or append it."""
+    """Replace this script's section of `path` (from its heading to the next `## `), or append
+    it."""
     document = path.read_text() if path.exists() else ""
     start = document.find(SECTION)
     if start < 0:

@@ -1,7 +1,7 @@
 """Full size on a CPU, once: every model at its real architecture, random weights, bfloat16, through
 setup() and Cog's server, to see the memory and the load that the tiny weights cannot show.
 
-    nice python -m scripts.rehearse --out docs       # writes docs/rehearse.json and docs/rehearse.md
+    nice python -m scripts.rehearse --out docs  # writes docs/rehearse.json and docs/rehearse.md
 
 1. Each weight set is built at its real architecture (docs/model_configs.json, as the GPU benchmark
    builds them) with random weights in bfloat16, in a child process of its own, so one set's memory
@@ -113,7 +113,8 @@ def memory_of(pid: int) -> dict[str, float]:
 
 
 def reset_peak(pid: int) -> None:
-    """Start a new high-water mark (Linux: writing 5 to clear_refs resets VmHWM to the current RSS)."""
+    """Start a new high-water mark (Linux: writing 5 to clear_refs resets VmHWM to the current
+    RSS)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
@@ -157,7 +158,8 @@ def rehearse(weights_dir: Path, log: Path) -> dict:
 
 
 def log_message(line: str) -> str:
-    """The text of one line of Cog's log (coglet writes JSON lines; the worker's output is in them)."""
+    """The text of one line of Cog's log (coglet writes JSON lines; the worker's output is in
+    them)."""
     try:
         return json.loads(line)["fields"]["message"]
     except (ValueError, KeyError, TypeError):
@@ -176,7 +178,10 @@ def machine() -> str:
         platform.machine(),
     )
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
-    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB memory, torch {torch.__version__}, {platform.node()}"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB memory, "
+        f"torch {torch.__version__}, {platform.node()}"
+    )
 
 
 def write_results(out: Path, results: dict) -> None:
@@ -189,18 +194,19 @@ def write_results(out: Path, results: dict) -> None:
         "Cog's server (every tier resident), one tiny-size, one-step prediction per tier. "
         "`python -m scripts.rehearse --out docs`.",
         "",
-        f"Building and writing the weights ({results['weights_gib']:.1f} GiB of fp16 files) and locking "
-        f"them: {results['build_seconds']:.0f} s.",
+        f"Building and writing the weights ({results['weights_gib']:.1f} GiB of fp16 files) "
+        f"and locking them: {results['build_seconds']:.0f} s.",
         "",
         "| stage | seconds | worker resident after (GiB) | worker peak during (GiB) |",
         "|---|---|---|---|",
-        f"| setup (first boot: every file hashed, both tiers loaded) | {results['setup_seconds']:.0f} | "
+        f"| setup (first boot: every file hashed, both tiers loaded) "
+        f"| {results['setup_seconds']:.0f} | "
         f"{results['rss_after_setup_gib']:.1f} | {results['peak_during_setup_gib']:.1f} |",
     ]
     for name, row in results["predictions"].items():
         lines.append(
-            f"| {name} prediction, {row['settings']} | {row['seconds']:.0f} | {row['rss_after_gib']:.1f} | "
-            f"{row['peak_gib']:.1f} |"
+            f"| {name} prediction, {row['settings']} | {row['seconds']:.0f} | "
+            f"{row['rss_after_gib']:.1f} | {row['peak_gib']:.1f} |"
         )
     lines += ["", "Setup's log: " + "; ".join(results["setup_log"])]
     (out / "rehearse.md").write_text("\n".join(lines) + "\n")

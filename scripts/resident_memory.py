@@ -108,7 +108,8 @@ def table(rows: list[Row]) -> str:
             )
     for label, (parameters, size) in totals(rows).items():
         lines.append(
-            f"| | **{label}** | | {parameters / 1e6:,.1f} M | **{size / GB:.2f}** | **{size / GIB:.2f}** |"
+            f"| | **{label}** | | {parameters / 1e6:,.1f} M | **{size / GB:.2f}** | "
+            f"**{size / GIB:.2f}** |"
         )
     clip_l = next(row for row in rows if row.shared)
     lines.append("")

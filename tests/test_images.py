@@ -149,7 +149,8 @@ def png_header_only(width: int, height: int) -> bytes:
         ),
         (
             "/etc/passwd",
-            "image must be an http(s) URL or a data: URI (local paths and file:// are not read); got '/etc/passwd'",
+            "image must be an http(s) URL or a data: URI (local paths and file:// are not read); "
+            "got '/etc/passwd'",
         ),
         (
             "file:///etc/passwd",
@@ -199,7 +200,8 @@ def test_a_cog_path_is_read(tmp_path):
 
 @pytest.mark.parametrize("outside", ["/etc/hostname", "/proc/self/environ"])
 def test_a_file_path_outside_the_temp_folder_is_never_read(outside, tmp_path):
-    """Cog downloads into the temp folder; a Path anywhere else could only be the caller's choice."""
+    """Cog downloads into the temp folder; a Path anywhere else could only be the caller's
+    choice."""
     with pytest.raises(InputError, match="local paths and file:// are not read"):
         read_image_bytes(cog.Path(outside))
     # Nor through a link placed in the temp folder.

@@ -27,7 +27,8 @@ def moving_square(
 
 
 def ffmpeg_children() -> list[str]:
-    """ffmpeg processes this test process started that are still running (not yet reaped is fine)."""
+    """ffmpeg processes this test process started that are still running (not yet reaped is
+    fine)."""
     import os
 
     rows = subprocess.run(

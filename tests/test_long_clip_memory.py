@@ -1,5 +1,5 @@
-"""scripts/long_clip_memory.py: each clip measured in its own process, its section of a Markdown file
-written (and rewritten) without touching the rest."""
+"""scripts/long_clip_memory.py: each clip measured in its own process, its section of a Markdown
+file written (and rewritten) without touching the rest."""
 
 from __future__ import annotations
 

@@ -64,7 +64,8 @@ def test_thai_parts_are_translated_in_place_and_english_kept(translator, capsys)
 
 
 def test_the_translation_depends_on_the_thai(translator):
-    """Different Thai, different English: the model reads the text it is given (also true of the tiny one)."""
+    """Different Thai, different English: the model reads the text it is given (also true of the
+    tiny one)."""
     one, other = translator.translate(["แมวสีดำ", "รถไฟแล่นผ่านภูเขา"])
     assert one != other
 
@@ -140,7 +141,7 @@ def test_an_empty_translation_is_an_error_naming_the_field(tiny_weights_dir, cli
     with torch.no_grad():
         silent.model.final_logits_bias[0, silent.model.config.eos_token_id] = 1e4
     with pytest.raises(
-        InputError, match="^prompt could not be translated: the Thai 'ฉากกลางคืน' came back empty"
+        InputError, match=r"^prompt could not be translated: the Thai 'ฉากกลางคืน' came back empty"
     ):
         silent.prepare(request(prompt="ฉากกลางคืน"))
 
@@ -170,5 +171,5 @@ def test_schedule_segments_are_read_like_the_prompt(translator):
     unreadable = resolve_request(
         {"prompt": "a kite", "num_frames": 16, "prompt_schedule": "0: a kite | 8: 風箏飛走了"}
     )
-    with pytest.raises(InputError, match="^prompt_schedule segment 2 "):
+    with pytest.raises(InputError, match=r"^prompt_schedule segment 2 "):
         translator.prepare(unreadable)

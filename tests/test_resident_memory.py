@@ -1,4 +1,5 @@
-"""scripts/resident_memory.py: the fp16 weights every resident model holds, counted on the meta device."""
+"""scripts/resident_memory.py: the fp16 weights every resident model holds, counted on the meta
+device."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def test_every_model_is_counted_once_at_two_bytes_a_parameter():
     every_parameters, every = totals["every model resident"]
     assert every_parameters == parameters
     assert every == totals["tier 2"][1] + totals["tier 3 (without the shared CLIP ViT-L)"][1]
-    # fp16: two bytes per parameter; buffers (position ids, the motion modules' encodings) add ~1 MB.
+    # fp16: two bytes per parameter; buffers (position ids, the motion modules' encodings) add
+    # ~1 MB.
     assert 0 <= every - 2 * parameters < 2e6
     table = resident_memory.table(rows)
     assert "| | **every model resident** | | 7,387.6 M | **14.78** | **13.76** |" in table

@@ -1,5 +1,6 @@
 """pipelines/safety.py in-process: which frames and which parts of a frame the checker sees, and
-what a flag does. Through the server (a checker that flags everything): test_server_language_safety.py."""
+what a flag does. Through the server (a checker that flags everything):
+test_server_language_safety.py."""
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def test_a_flagged_frame_refuses_the_clip_naming_it(checker, capsys):
     flagged = frames.copy()
     flagged[8] = np.asarray(solid(MAGENTA))
     with pytest.raises(
-        UnsafeContentError, match="^the safety checker flagged frame 9 of 16 as possibly not safe"
+        UnsafeContentError, match=r"^the safety checker flagged frame 9 of 16 as possibly not safe"
     ):
         checker.check_frames(flagged)
     # The sample's limit: a picture on screen for one unchecked frame only is not seen.

@@ -1,4 +1,5 @@
-"""scripts/safety_keyframe_flops.py: the checker's and the keyframe's FLOPs, counted on the meta device."""
+"""scripts/safety_keyframe_flops.py: the checker's and the keyframe's FLOPs, counted on the meta
+device."""
 
 from __future__ import annotations
 
