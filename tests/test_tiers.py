@@ -18,7 +18,7 @@ import predict
 from pipelines.inputs import TIERS, resolve_request
 from pipelines.progress import Progress
 from pipelines.tiers import Tier
-from tests.declared_inputs import declared_inputs
+from tests.support.declared_inputs import declared_inputs
 
 
 @pytest.fixture(scope="module")
