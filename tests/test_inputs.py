@@ -84,7 +84,14 @@ def test_seed_limits_are_inclusive():
         (
             "width",
             500,
-            "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest allowed: 496 or 504",
+            "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest "
+            "allowed: 496 or 504",
+        ),
+        (
+            "height",
+            500,
+            "height must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest "
+            "allowed: 496 or 504",
         ),
         ("width", 2048, "width must be from 64 to 1024 for tier 2; got 2048"),
         ("height", 0, "height must be from 64 to 1024 for tier 2; got 0"),
@@ -123,7 +130,8 @@ def test_seed_limits_are_inclusive():
             "camera_motion",
             "zoom_in",
             "camera_motion needs tier 2's draft mode (tier=2, draft=true): the camera moves are "
-            "motion LoRAs for AnimateDiff-Lightning's motion module; got camera_motion='zoom_in' with draft=false",
+            "motion LoRAs for AnimateDiff-Lightning's motion module; got camera_motion='zoom_in' "
+            "with draft=false",
         ),
         ("camera_motion_strength", 1.6, "camera_motion_strength must be from 0.0 to 1.5; got 1.6"),
         (
@@ -196,7 +204,8 @@ def test_a_default_that_differs_by_tier_is_declared_empty_and_described_per_tier
 def test_a_range_shared_by_the_tiers_is_the_declared_range(name):
     declared = DECLARED[name]
     assert (declared.field.ge, declared.field.le) == LIMITS[name]
-    # A float range is checked as a number, an int range as an integer: the declared type says which.
+    # A float range is checked as a number, an int range as an integer: the declared type says
+    # which.
     assert declared.type is type(LIMITS[name][0])
 
 
@@ -331,7 +340,7 @@ def test_draft_takes_its_recipes_steps_and_guidance_and_remembers_what_was_sent(
     assert request.ignored_by_draft == {"num_inference_steps": 40, "guidance_scale": 9}
     assert resolve_request({"prompt": "a fox", "draft": True}).ignored_by_draft == {}
     # Still checked: a value no mode accepts is refused in draft too.
-    with pytest.raises(InputError, match="^num_inference_steps must be from 1 to 100"):
+    with pytest.raises(InputError, match=r"^num_inference_steps must be from 1 to 100"):
         resolve_request({"prompt": "a fox", "draft": True, "num_inference_steps": 0})
     standard = resolve_request({"prompt": "a fox", "seed": 1, "num_inference_steps": 40})
     assert (standard.draft, standard.num_inference_steps, standard.camera_motion) == (
@@ -414,36 +423,44 @@ def test_no_schedule_is_an_empty_one(blank):
         ("0: a | 24 b", "prompt_schedule segment 2 ('24 b') must be 'frame: text'"),
         (
             "0: a | x: b",
-            "prompt_schedule segment 2 ('x: b') must start with a whole frame number before the ':'; got 'x'",
+            "prompt_schedule segment 2 ('x: b') must start with a whole frame number before the "
+            "':'; got 'x'",
         ),
         (
             "0: a | 1.5: b",
-            "prompt_schedule segment 2 ('1.5: b') must start with a whole frame number before the ':'; got '1.5'",
+            "prompt_schedule segment 2 ('1.5: b') must start with a whole frame number before the "
+            "':'; got '1.5'",
         ),
         (
             "0: a | -4: b",
-            "prompt_schedule segment 2 ('-4: b') must start with a whole frame number before the ':'; got '-4'",
+            "prompt_schedule segment 2 ('-4: b') must start with a whole frame number before the "
+            "':'; got '-4'",
         ),
         ("0: a | ٣: b", "prompt_schedule segment 2 ('٣: b') must start with a whole frame number"),
         (
             "4: a | 8: b",
-            "prompt_schedule segment 1 ('4: a') must start at frame 0, so that the first frame has a text; got 4",
+            "prompt_schedule segment 1 ('4: a') must start at frame 0, so that the first frame "
+            "has a text; got 4",
         ),
         (
             "0: a | 12: b | 8: c",
-            "prompt_schedule segment 3 ('8: c') must start after frame 12 (segment 2): frames strictly increase; got 8",
+            "prompt_schedule segment 3 ('8: c') must start after frame 12 (segment 2): frames "
+            "strictly increase; got 8",
         ),
         (
             "0: a | 0: b",
-            "prompt_schedule segment 2 ('0: b') must start after frame 0 (segment 1): frames strictly increase; got 0",
+            "prompt_schedule segment 2 ('0: b') must start after frame 0 (segment 1): frames "
+            "strictly increase; got 0",
         ),
         (
             "0: a | 16: b",
-            "prompt_schedule segment 2 ('16: b') must start before frame 16 (num_frames is 16, counted from 0); got 16",
+            "prompt_schedule segment 2 ('16: b') must start before frame 16 (num_frames is 16, "
+            "counted from 0); got 16",
         ),
         (
             "0: a | 8:   ",
-            "prompt_schedule segment 2 ('8:') has no text after its frame number; every segment needs one",
+            "prompt_schedule segment 2 ('8:') has no text after its frame number; every segment "
+            "needs one",
         ),
         ("0: a |", "prompt_schedule segment 2 ('') must be 'frame: text'"),
         (
@@ -473,7 +490,7 @@ def test_sixteen_segments_are_allowed():
 
 
 def test_a_schedule_is_for_tier_2_only():
-    with pytest.raises(InputError, match="^prompt_schedule is only used by tier 2"):
+    with pytest.raises(InputError, match=r"^prompt_schedule is only used by tier 2"):
         resolve_request({"tier": 3, "prompt": "x", "prompt_schedule": "0: a"})
 
 
@@ -524,13 +541,14 @@ def test_a_playback_rate_keeps_the_duration(inputs, playback_fps, output_frames)
         ),
         (
             {"interpolate_to_fps": 24, "output_format": "gif"},
-            "interpolate_to_fps must be a whole multiple of fps (8) that divides 100 for gif (GIF stores frame delays in "
-            "hundredths of a second): none at this fps, so use mp4 or webm; got 24",
+            "interpolate_to_fps must be a whole multiple of fps (8) that divides 100 for gif (GIF "
+            "stores frame delays in hundredths of a second): none at this fps, so use mp4 or "
+            "webm; got 24",
         ),
         (
             {"interpolate_to_fps": 30, "fps": 5, "output_format": "gif"},
-            "interpolate_to_fps must be a whole multiple of fps (5) that divides 100 for gif (GIF stores frame delays in "
-            "hundredths of a second): 5, 10, 20, 25, 50; got 30",
+            "interpolate_to_fps must be a whole multiple of fps (5) that divides 100 for gif (GIF "
+            "stores frame delays in hundredths of a second): 5, 10, 20, 25, 50; got 30",
         ),
     ],
 )
