@@ -15,6 +15,7 @@ import torch
 from cog import CancelationException
 
 import predict
+from pipelines.common import Device
 from pipelines.progress import Progress
 from pipelines.prompts import PromptTranslator
 from pipelines.safety import SafetyChecker
@@ -63,7 +64,8 @@ def output_dirs() -> set[str]:
 
 
 def running_ffmpeg() -> list[str]:
-    """ffmpeg processes this process started that still run (an exited one not yet reaped is fine)."""
+    """ffmpeg processes this process started that still run (an exited one not yet reaped is
+    fine)."""
     rows = subprocess.run(
         ["ps", "-o", "stat=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True
     ).stdout
@@ -244,7 +246,9 @@ def fails_cleanly(
     still held (as Cog holds it to report it), no tensor of the failed run alive. Returns the error
     that reached the caller."""
     reference = frames_of(runner.run(**inputs))
-    state, before, dirs = state_of(runner), live_tensors(), output_dirs()
+    # One output folder, the reference's: each run deletes the one before it (already sent).
+    assert len(output_dirs()) == 1
+    state, before = state_of(runner), live_tensors()
 
     with pytest.MonkeyPatch.context() as patch:
         if stage in OWN_STEPS:
@@ -256,7 +260,9 @@ def fails_cleanly(
             runner.run(**inputs)
 
     assert live_tensors() == before  # the error held, its run's tensors already freed
-    assert not output_dirs() - dirs  # nothing new left behind
+    # Nothing left behind: not the failed run's folder, nor the reference's, which the failed run
+    # deleted on starting, as every run that gets past the input checks does.
+    assert not output_dirs()
     assert not running_ffmpeg()  # an encoder or interpolator cut off is ended, not left running
     assert state_of(runner) == state
     error = raised.value
@@ -310,12 +316,24 @@ def test_out_of_memory_in_any_gpu_stage_names_the_request_and_what_to_lower(
 ):
     out_of_memory = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
     error = fails_cleanly(runner, inputs, out_of_memory, stage, after, predict.GenerationError)
-    size = f"{inputs['num_frames']} frames {inputs['width']}×{inputs['height']} (tier {inputs['tier']})"
+    size = (
+        f"{inputs['num_frames']} frames {inputs['width']}×{inputs['height']} "
+        f"(tier {inputs['tier']})"
+    )
     assert str(error) == f"out of GPU memory at {size}: lower num_frames or the size"
     assert error.__cause__ is out_of_memory
 
 
-def test_healthcheck_on_cpu_is_healthy(runner):
+def test_healthcheck_probes_the_device_the_predictions_run_on(runner):
+    """Healthy on the runner's own device (on a GPU the probe kernel runs; on a CPU there is no
+    GPU context to break), and unhealthy with CUDA's own error once that device is one no CUDA
+    call can reach, as after a fatal CUDA error: the check looks at the device in use."""
+    assert runner.healthcheck() is True
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "device", Device(torch.device("cuda", 99), runner.device.dtype))
+        with pytest.raises(RuntimeError, match=r"^the GPU no longer answers: .+") as raised:
+            runner.healthcheck()
+    assert raised.value.__cause__ is not None  # CUDA's error, kept for the traceback
     assert runner.healthcheck() is True
 
 

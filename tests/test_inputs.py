@@ -90,6 +90,12 @@ def test_seed_limits_are_inclusive():
             "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest "
             "allowed: 496 or 504",
         ),
+        (
+            "height",
+            500,
+            "height must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest "
+            "allowed: 496 or 504",
+        ),
         ("width", 2048, "width must be from 64 to 1024 for tier 2; got 2048"),
         ("height", 0, "height must be from 64 to 1024 for tier 2; got 0"),
         ("height", -512, "height must be from 64 to 1024 for tier 2; got -512"),

@@ -148,7 +148,8 @@ def png_bytes() -> bytes:
 
 @pytest.fixture(scope="module")
 def flagging_server(tiny_weights_dir, tmp_path_factory, schema):
-    """Cog's server, with the schema, on the tiny weights with a safety checker that flags every image."""
+    """Cog's server, with the schema, on the tiny weights with a safety checker that flags every
+    image."""
     weights = tmp_path_factory.mktemp("flagging") / "weights"
     shutil.copytree(tiny_weights_dir, weights)
     make_safety_checker(weights, flags_every_image=True)
@@ -187,7 +188,8 @@ def test_a_flagged_tier2_clip_fails_before_encoding_with_no_output(flagging_serv
     result, logs = predict_with_logs(flagging_server, webhook, {**TIER2, "prompt": "a kite"})
     assert result["status"] == "failed" and result.get("output") is None
     assert (
-        "UnsafeContentError: the safety checker flagged frames 1, 5, 8 of 8 as possibly not safe for work; "
+        "UnsafeContentError: the safety checker flagged frames 1, 5, 8 of 8 as possibly not safe "
+        "for work; "
         "no video is returned."
     ) in result["error"]
     assert "disable_safety_checker=true" in result["error"]

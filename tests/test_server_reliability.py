@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import signal
@@ -271,3 +272,34 @@ def test_killed_worker_fails_the_prediction_and_reports_unhealthy(own_server, we
     refused = requests.post(f"{own_server.url}/predictions", json={"input": QUICK}, timeout=30)
     assert refused.status_code == 409
     assert own_server.process.poll() is None  # the HTTP server itself is still up
+
+
+def test_only_the_last_video_stays_on_disk_however_many_predictions_run(tiny_weights_dir, tmp_path):
+    """Cog reads the file run() returns after run() has ended, so each video stays until the next
+    prediction starts, which deletes it: over a long run one output folder is left, holding the
+    video last returned, and the disk does not fill up. A prediction that fails once its inputs
+    are checked deletes the last video too, and leaves nothing of its own."""
+    # The worker's temp folder, where run() makes each output folder, private to this server.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    cog = CogServer(tiny_weights_dir, tmp_path / "server.log", extra_env={"TMPDIR": str(temp)})
+    try:
+        cog.wait_until_ready()
+        for inputs in (
+            QUICK,
+            dict(QUICK, tier=3, width=128),
+            dict(QUICK, output_format="gif"),
+            dict(QUICK, seed=4, output_format="webm"),
+        ):
+            result = cog.predict(inputs)
+            assert result["status"] == "succeeded", result.get("error")
+            left = list(temp.glob("video-*"))
+            assert len(left) == 1, left
+            [video] = left[0].iterdir()
+            assert video.read_bytes() == base64.b64decode(result["output"].partition(",")[2])
+        # Refused by the translator, inside run() (CLIP cannot read this script).
+        failed = cog.predict(dict(QUICK, prompt="Ночная сцена, дождь на улице"))
+        assert failed["status"] == "failed" and "InputError: prompt" in failed["error"]
+        assert not list(temp.glob("video-*"))
+    finally:
+        cog.stop()

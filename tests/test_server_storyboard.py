@@ -41,7 +41,8 @@ def test_a_long_shot_follows_its_schedule_and_equals_stock_free_noise(
     server, stock_long_shot, tmp_path
 ):
     """96 frames in three segments: the video holds the frames diffusers' stock FreeNoise pipeline
-    makes for the same inputs (encoded here the same way), and the logs say how the schedule was read."""
+    makes for the same inputs (encoded here the same way), and the logs say how the schedule was
+    read."""
     _, stock_frames = stock_long_shot
     result = server.predict(LONG_SHOT)
     facts = video_of(result, tmp_path / "shot.mp4")

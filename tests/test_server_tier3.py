@@ -116,11 +116,29 @@ def test_missing_image_url_is_reported(each_server, image_host):
     each_server.wait_until_ready(timeout=10)
 
 
-def test_a_tier3_limit_the_schema_cannot_express_is_ours(each_server):
-    # 30 frames is within run()'s declared 8–32 (tier 2's range), past tier 3's 25.
-    result = each_server.predict({**SMALL, "prompt": "a kite", "num_frames": 30})
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        # Within run()'s declared 8–96 (tier 2's range), past tier 3's 25.
+        ({"num_frames": 30}, "num_frames must be from 8 to 25 for tier 3; got 30"),
+        # Within the declared 64–1024, not a multiple of 8.
+        (
+            {"width": 500},
+            "width must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest "
+            "allowed: 496 or 504",
+        ),
+        (
+            {"height": 500},
+            "height must be a multiple of 8 (the VAE works on 8×8 blocks); got 500, nearest "
+            "allowed: 496 or 504",
+        ),
+    ],
+    ids=["num_frames=30", "width=500", "height=500"],
+)
+def test_a_tier3_limit_the_schema_cannot_express_is_ours(each_server, bad, message):
+    result = each_server.predict({**SMALL, "prompt": "a kite", **bad})
     assert result["status"] == "failed"
-    assert "InputError: num_frames must be from 8 to 25 for tier 3; got 30" in result["error"]
+    assert f"InputError: {message}" in result["error"]
     each_server.wait_until_ready(timeout=10)
 
 
