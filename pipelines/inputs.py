@@ -314,7 +314,10 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
     if unknown:
         raise InputError(f"unknown input {unknown[0]!r}; the inputs are: {', '.join(INPUT_NAMES)}")
 
-    tier = _check_choice("tier", raw.get("tier", DEFAULTS["tier"]), TIERS)
+    # A null tier is left out, like every other input (README "Inputs": a server without the schema
+    # takes null as left out).
+    sent_tier = raw.get("tier")
+    tier = _check_choice("tier", DEFAULTS["tier"] if sent_tier is None else sent_tier, TIERS)
     defaults = {**DEFAULTS, **TIER_DEFAULTS[tier]}
 
     def given(name: str) -> Any:

@@ -278,11 +278,6 @@ def fields_the_rules_refuse(inputs: dict) -> set[str]:
     depends on another field is judged only when that field is itself fine."""
     sent = {name: value for name, value in inputs.items() if value is not None}  # null: left out
     broken = {name for name, value in sent.items() if not within_declaration(name, value)}
-    if "tier" in inputs and inputs["tier"] is None:
-        # README "Inputs" says a server without the schema takes null as left out, but
-        # pipelines/inputs.py refuses a null tier (it reads `raw.get("tier", 2)`): written here as
-        # the code has it, until the README or the check is changed to match the other.
-        broken.add("tier")
     if "tier" in broken:
         return broken  # every rule below depends on the tier
     tier = taken(inputs, "tier")

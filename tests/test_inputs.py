@@ -44,6 +44,15 @@ def test_tier2_defaults_fill_what_the_caller_left_out():
     assert request.seed == 7 and not request.seed_was_random
 
 
+def test_a_null_input_is_left_out_the_tier_too():
+    """A server without the schema hands null through (README "Inputs"): every input, the tier
+    included, then takes its default."""
+    sent = {"prompt": "a fox", "seed": 7}
+    left_out = resolve_request(sent)
+    assert resolve_request({**sent, "tier": None}) == left_out
+    assert resolve_request({**sent, "tier": None, "num_frames": None, "fps": None}) == left_out
+
+
 def test_tier3_defaults():
     request = resolve_request({"tier": 3, "prompt": "a fox", "seed": 7})
     assert (request.num_frames, request.width, request.height, request.fps) == (25, 1024, 576, 6)

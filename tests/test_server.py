@@ -102,7 +102,7 @@ def test_a_null_input_is_refused_by_the_schema_and_taken_as_left_out_without_it(
     assert refused["status"] == REFUSED_BY_SCHEMA and refused_fields(refused) == ["seed"]
     assert "null" in failure_text(refused)
     random = server_without_schema.predict(
-        {**SMALL, "seed": None, "num_frames": 8, "num_inference_steps": 1}
+        {**SMALL, "tier": None, "seed": None, "num_frames": 8, "num_inference_steps": 1}
     )
     assert random["status"] == "succeeded" and "(random;" in random["logs"]
 
