@@ -12,7 +12,7 @@ from tests.support.cog_server import CogServer, decode_data_uri
 
 
 @pytest.mark.parametrize(
-    "predictor", ["tests/gpu_lost.py:RunnerWithALostGpu", "predict.py", "predict.py:"]
+    "predictor", ["tests/support/no_such_file.py:Runner", "predict.py", "predict.py:"]
 )
 def test_a_predictor_that_is_not_file_and_class_in_the_repo_is_refused(tmp_path, predictor):
     with pytest.raises(
