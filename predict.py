@@ -26,16 +26,37 @@ from pipelines.common import (
     release_freed_heap,
     require_usable_gpu,
 )
-from pipelines.inputs import TIERS, VideoRequest, resolve_request
+from pipelines.inputs import TIERS, InputError, VideoRequest, resolve_request
 from pipelines.interpolation import interpolate
+from pipelines.levers import CompileCache, Levers
 from pipelines.progress import Progress
 from pipelines.prompts import PromptTranslator
 from pipelines.safety import SafetyChecker
-from pipelines.tiers import Tier, load_tiers, progress_total
+from pipelines.tiers import Tier, load_clip_tokenizer, load_tiers, progress_total
 from pipelines.video import to_uint8, write_video
 from weights import missing_files, require_weights, tiny_weights_info, weights_dir
 from weights_fetch import HF_TOKEN_ENV, WEIGHTS_URL_ENV, fetch_missing
 from weights_lock import LOCK_FILE, verify_weights
+
+# Which tiers a container loads: comma-separated numbers (e.g. "4"); unset or empty, every tier.
+LOADED_TIERS_ENV = "LOADED_TIERS"
+
+
+def loaded_tiers() -> tuple[int, ...]:
+    """The tiers named by $LOADED_TIERS, checked against TIERS; every tier when it is unset."""
+    configured = os.environ.get(LOADED_TIERS_ENV, "").strip()
+    if not configured:
+        return TIERS
+    try:
+        chosen = {int(part) for part in configured.split(",") if part.strip()}
+    except ValueError:
+        chosen = set()
+    if not chosen or not chosen <= set(TIERS):
+        raise ValueError(
+            f"{LOADED_TIERS_ENV} must be comma-separated tier numbers from "
+            f"{', '.join(map(str, TIERS))} (e.g. {LOADED_TIERS_ENV}=4); got {configured!r}"
+        )
+    return tuple(sorted(chosen))
 
 
 class GenerationError(RuntimeError):
@@ -49,6 +70,8 @@ class Runner(BaseRunner):
         # any weights are fetched.
         require_usable_gpu()
         self.device = pick_device()
+        # The speed levers (docs/SPEED.md): a bad value fails here too, naming the variable.
+        levers = Levers.from_environment()
         directory = weights_dir()
         self.tiny_weights = tiny_weights_info(directory) is not None
         if self.tiny_weights:
@@ -56,19 +79,30 @@ class Runner(BaseRunner):
                 f"WARNING: {directory} holds TINY RANDOM test weights; videos will be noise.",
                 flush=True,
             )
-        for tier in TIERS:
+        self.loaded_tiers = loaded_tiers()
+        # Tier 2's sets hold the prompt translator and the safety checker every tier uses, so
+        # they are prepared whichever tiers are loaded.
+        for tier in sorted({2, *self.loaded_tiers}):
             self._prepare_weights(directory, tier)
-        self.tiers: dict[int, Tier] = load_tiers(directory, self.device)
-        # Shared by both tiers: Thai prompts to English (judged by the vocabulary of the CLIP
-        # tokenizer both tiers read with: tier 2's is used), and the safety checker on what the
-        # video shows.
-        self.translator = PromptTranslator.load(
-            directory, self.device, self.tiers[2].clip_tokenizer
+        # Kernels compiled by an earlier boot with the same torch, GPU and levers are loaded before
+        # anything compiles; what a prediction compiles anew is written after it (run()).
+        self.compile_cache = CompileCache.for_weights(directory, levers, self.device.torch_device)
+        if levers.compile:
+            self.compile_cache.load()
+        self.tiers: dict[int, Tier] = load_tiers(
+            directory, self.device, self.loaded_tiers, levers=levers
         )
+        # Shared by every tier: Thai prompts to English (judged by the vocabulary of the CLIP
+        # tokenizer tiers 2 and 3 read with: tier 2's is used), and the safety checker on what the
+        # video shows.
+        clip_tokenizer = (
+            self.tiers[2].clip_tokenizer if 2 in self.tiers else load_clip_tokenizer(directory)
+        )
+        self.translator = PromptTranslator.load(directory, self.device, clip_tokenizer)
         self.safety_checker = SafetyChecker.load(directory, self.device)
         self._previous_output: LocalPath | None = None
         print(
-            f"Loaded tiers {' and '.join(map(str, TIERS))} from {directory} on "
+            f"Loaded tiers {' and '.join(map(str, self.loaded_tiers))} from {directory} on "
             f"{self.device.torch_device} ({self.device.dtype}) "
             f"in {time.monotonic() - started:.1f}s",
             flush=True,
@@ -107,52 +141,52 @@ class Runner(BaseRunner):
     def run(
         self,
         tier: int = Input(
-            description="2: AnimateDiff v3 text-to-video (512×512, 16 frames). 3: an SDXL keyframe from the prompt, or your image, animated by Stable Video Diffusion 1.1 (1024×576, 25 frames).",
+            description="2: AnimateDiff v3 text-to-video (512×512, 16 frames). 3: an SDXL keyframe from the prompt, or your image, animated by Stable Video Diffusion 1.1 (1024×576, 25 frames). 4: Wan 2.2 TI2V-5B, text or your image to video (1280×704, 121 frames at 24 fps).",
             default=2,
-            choices=[2, 3],
+            choices=[2, 3, 4],
         ),
         prompt: str = Input(
-            description="What the clip shows. Required for tier 2, and for tier 3 without an image. CLIP reads the first 77 tokens; the logs say when a prompt was cut.",
+            description="What the clip shows. Required for tier 2, and for tiers 3 and 4 without an image. CLIP (tiers 2 and 3) reads the first 77 tokens, UMT5 (tier 4) the first 512; the logs say when a prompt was cut.",
             default="",
             max_length=4000,
         ),
         negative_prompt: str = Input(
-            description="What the clip should not show (tier 2, and tier 3's keyframe).",
+            description="What the clip should not show (tiers 2 and 4, and tier 3's keyframe).",
             default="",
             max_length=4000,
         ),
         num_frames: Optional[int] = Input(
-            description="Frames in the video. Tier 2: 8–96, default 16. Tier 3: 8–25, default 25. Tier 2 makes clips longer than 32 frames in overlapping 16-frame windows (FreeNoise).",
+            description="Frames in the video. Tier 2: 8–96, default 16. Tier 3: 8–25, default 25. Tier 4: 9–121, default 121. Tier 4 takes 4k+1 frames (9, 13, … 117, 121). Tier 2 makes clips longer than 32 frames in overlapping 16-frame windows (FreeNoise).",
             default=None,
             ge=8,
-            le=96,
+            le=121,
         ),
         width: Optional[int] = Input(
-            description="Width in pixels, a multiple of 8. Tier 2: 64–1024, default 512. Tier 3: 64–1024, default 1024.",
+            description="Width in pixels, a multiple of 8. Tier 2: 64–1024, default 512. Tier 3: 64–1024, default 1024. Tier 4: 64–1280, default 1280. Tier 4 takes multiples of 32 and width × height at most 1280×704 (portrait 704×1280 too).",
             default=None,
             ge=64,
-            le=1024,
+            le=1280,
         ),
         height: Optional[int] = Input(
-            description="Height in pixels, a multiple of 8. Tier 2: 64–1024, default 512. Tier 3: 64–1024, default 576.",
+            description="Height in pixels, a multiple of 8. Tier 2: 64–1024, default 512. Tier 3: 64–1024, default 576. Tier 4: 64–1280, default 704. Tier 4 takes multiples of 32 and width × height at most 1280×704.",
             default=None,
             ge=64,
-            le=1024,
+            le=1280,
         ),
         fps: Optional[int] = Input(
-            description="Frames per second of the video. Tier 2: default 8. Tier 3: default 6 (SVD is also conditioned on it).",
+            description="Frames per second of the video. Tier 2: default 8. Tier 3: default 6 (SVD is also conditioned on it). Tier 4: default 24.",
             default=None,
             ge=1,
             le=30,
         ),
         num_inference_steps: Optional[int] = Input(
-            description="Denoising steps per model (tier 3: for the keyframe and for the animation each). Tier 2: default 25. Tier 3: default 25.",
+            description="Denoising steps per model (tier 3: for the keyframe and for the animation each). Tier 2: default 25. Tier 3: default 25. Tier 4: default 50.",
             default=None,
             ge=1,
             le=100,
         ),
         guidance_scale: Optional[float] = Input(
-            description="Classifier-free guidance of the text-conditioned model: AnimateDiff in tier 2, the SDXL keyframe in tier 3. 1 turns guidance off. Tier 2: default 7.5. Tier 3: default 5.0.",
+            description="Classifier-free guidance of the text-conditioned model: AnimateDiff in tier 2, the SDXL keyframe in tier 3, Wan in tier 4. 1 turns guidance off. Tier 2: default 7.5. Tier 3: default 5.0. Tier 4: default 5.0.",
             default=None,
             ge=1.0,
             le=20.0,
@@ -169,23 +203,23 @@ class Runner(BaseRunner):
             choices=["mp4", "gif", "webm"],
         ),
         image: Optional[Path] = Input(
-            description="Tier 3 only: the first frame to animate (PNG, JPEG, WebP...; through the API an http(s) URL or a data URI). With it no keyframe is rendered and the prompt may be empty. It is scaled to cover width×height and the centre is cropped, so another aspect ratio loses its edges and is never stretched.",
+            description="Tiers 3 and 4: the first frame to animate (PNG, JPEG, WebP...; through the API an http(s) URL or a data URI). With it tier 3 renders no keyframe and tier 4 makes image-to-video; the prompt may be empty. It is scaled to cover width×height and the centre is cropped, so another aspect ratio loses its edges and is never stretched.",
             default=None,
         ),
         motion_bucket_id: int = Input(
-            description="Tier 3: how much SVD moves the scene (SVD 1.1 was tuned at 127).",
+            description="Tier 3: how much SVD moves the scene (SVD 1.1 was tuned at 127). Other tiers leave it at 127.",
             default=127,
             ge=1,
             le=255,
         ),
         noise_aug_strength: float = Input(
-            description="Tier 3: noise added to the start frame before animating; more lets SVD depart further from it.",
+            description="Tier 3: noise added to the start frame before animating; more lets SVD depart further from it. Tier 4 leaves it at 0.02.",
             default=0.02,
             ge=0.0,
             le=1.0,
         ),
         draft: bool = Input(
-            description="Tier 2: a quick draft of the same shot for about an eighth of the compute (AnimateDiff-Lightning, 4 steps, no guidance), up to 32 frames and without prompt_schedule. num_inference_steps and guidance_scale are ignored; every other input works as usual.",
+            description="Tier 2: a quick draft of the same shot for about an eighth of the compute (AnimateDiff-Lightning, 4 steps, no guidance), up to 32 frames and without prompt_schedule. Tier 4: FastWan 2.2 (3 steps, no guidance, about a fifteenth of the compute). num_inference_steps and guidance_scale are ignored; every other input works as usual.",
             default=False,
         ),
         camera_motion: str = Input(
@@ -225,7 +259,7 @@ class Runner(BaseRunner):
             default=True,
         ),
         disable_safety_checker: bool = Input(
-            description="Skip the Stable Diffusion safety checker, which otherwise checks tier 3's start frame and a sample of every video's frames, and refuses a flagged clip with no output.",
+            description="Skip the Stable Diffusion safety checker, which otherwise checks the start frame of tiers 3 and 4 and a sample of every video's frames, and refuses a flagged clip with no output.",
             default=False,
         ),
     ) -> Path:
@@ -258,6 +292,12 @@ class Runner(BaseRunner):
         return True
 
     def _make_video(self, request: VideoRequest, path: LocalPath) -> LocalPath:
+        if request.tier not in self.tiers:
+            raise InputError(
+                f"tier {request.tier} is not loaded in this container (LOADED_TIERS="
+                f"{','.join(map(str, self.loaded_tiers))}); use one of the loaded tiers: "
+                f"{', '.join(map(str, self.loaded_tiers))}"
+            )
         # The text the models read: English, with Thai parts translated (or a refusal).
         request = self.translator.prepare(request)
         tier = self.tiers[request.tier]
@@ -265,10 +305,11 @@ class Runner(BaseRunner):
         checking = not request.disable_safety_checker
         if not checking:
             print("Safety checker: off (disable_safety_checker=true).", flush=True)
-        # A start frame (tier 3's) is checked before it is animated.
+        # A start frame (tiers 3 and 4) is checked before it is animated.
         check_start_frame = self.safety_checker.check_start_frame if checking else None
         try:
             frames = to_uint8(tier.generate(request, progress, check_start_frame))
+            self.compile_cache.save_new()
         except torch.OutOfMemoryError as error:
             raise GenerationError(
                 f"out of GPU memory at {request.num_frames} frames {request.width}×{request.height} "
@@ -299,6 +340,12 @@ class Runner(BaseRunner):
             f"{request.fps} fps, {request.num_inference_steps} steps, guidance {request.guidance_scale}",
             flush=True,
         )
+        if request.tier == 4:
+            print(
+                "Wan 2.2 TI2V-5B: "
+                + ("image to video from the caller's image" if request.image else "text to video"),
+                flush=True,
+            )
         if request.tier == 3:
             start = "the caller's image" if request.image is not None else "an SDXL keyframe"
             print(
@@ -318,7 +365,7 @@ class Runner(BaseRunner):
                 f"{name}={value}" for name, value in request.ignored_by_draft.items()
             )
             print(
-                f"Draft (AnimateDiff-Lightning): {request.num_inference_steps} steps, guidance "
+                f"Draft ({'FastWan 2.2, DMD' if request.tier == 4 else 'AnimateDiff-Lightning'}): {request.num_inference_steps} steps, guidance "
                 f"{request.guidance_scale}, {camera}; draft ignores num_inference_steps and guidance_scale"
                 + (f" (sent: {ignored})" if ignored else ""),
                 flush=True,

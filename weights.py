@@ -160,6 +160,53 @@ WEIGHT_SETS: dict[str, WeightSet] = {
             "rolling-anticlockwise",
         )
     },
+    # Tier 4 (pipelines/tier4.py): Wan 2.2 TI2V-5B in diffusers' layout, one transformer for text
+    # and image to video. The repo publishes no fp16 variant: the transformer and UMT5-XXL encoder
+    # are sharded safetensors (diffusers' 10 GB and transformers' 5 GB default shards of fp32
+    # weights), cast to the model's dtype when loaded. The shard names are pinned by the lock
+    # (`python -m scripts.lock_weights`): a fetch that finds others fails naming the file.
+    "wan22_ti2v": WeightSet(
+        folder="wan2.2-ti2v-5b",
+        repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+        variant=None,
+        files=(
+            "model_index.json",
+            "scheduler/scheduler_config.json",
+            "text_encoder/config.json",
+            "text_encoder/model.safetensors.index.json",
+            *(f"text_encoder/model-{i:05d}-of-00005.safetensors" for i in range(1, 6)),
+            "tokenizer/special_tokens_map.json",
+            "tokenizer/spiece.model",
+            "tokenizer/tokenizer.json",
+            "tokenizer/tokenizer_config.json",
+            "transformer/config.json",
+            "transformer/diffusion_pytorch_model.safetensors.index.json",
+            *(
+                f"transformer/diffusion_pytorch_model-{i:05d}-of-00003.safetensors"
+                for i in range(1, 4)
+            ),
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.safetensors",
+        ),
+        tier=4,
+    ),
+    # Tier 4's draft (pipelines/tier4_draft.py): FastVideo's DMD distillation of the same
+    # transformer, full attention, sampled in 3 steps; only its transformer is used (the VAE, text
+    # encoder and tokenizer are tier 4's). Laid out as the base repository's transformer folder.
+    "fastwan22_ti2v": WeightSet(
+        folder="fastwan2.2-ti2v-5b-fullattn",
+        repo="FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers",
+        variant=None,
+        files=(
+            "transformer/config.json",
+            "transformer/diffusion_pytorch_model.safetensors.index.json",
+            *(
+                f"transformer/diffusion_pytorch_model-{i:05d}-of-00003.safetensors"
+                for i in range(1, 4)
+            ),
+        ),
+        tier=4,
+    ),
     # Thai to English for prompts (pipelines/prompts.py), used by both tiers and fetched with
     # tier 2. The repository's main branch holds its weights as pytorch_model.bin (a pickle) and
     # tf_model.h5; its safetensors exist on the pull request the Hub's conversion bot opened,

@@ -50,8 +50,8 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 WEBHOOK_PATH = "/replicate-webhook"
 # Tier 1 is a hosted API the frontend calls itself; when it fails, this server takes over. Cheapest
 # and quickest first, so a failure costs least and the user waits least: tier 2 (AnimateDiff,
-# 512×512) before tier 3 (SDXL keyframe + SVD, 1024×576; about 4.8× tier 2's FLOPs per video,
-# docs/BENCHMARKS.md). A shot that started on tier 3 falls back to tier 2.
+# 512×512) before tier 3 (SDXL keyframe + SVD, 1024×576; several times tier 2's FLOPs per video,
+# bench/reports/COST.md). A shot that started on tier 3 falls back to tier 2.
 FALLBACK_ORDER = (2, 3)
 
 # What the web app does next with a shot (Step.action).

@@ -146,8 +146,8 @@ _LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("
 def release_freed_heap() -> None:
     """Hand memory that Python and torch freed back to the OS after each prediction. glibc keeps
     freed pages in its malloc arenas (one per thread that allocated, unless MALLOC_ARENA_MAX, which
-    the image sets to 1 in cog.yaml); this trims what it can. README "Memory over time" has the
-    soak figures."""
+    the image sets to 1 in cog.yaml); this trims what it can. docs/PUBLISHING.md "Memory over a long
+    run" has the soak figures."""
     if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
         _LIBC.malloc_trim(0)
 
@@ -187,5 +187,5 @@ def require_usable_gpu(driver_file: Path = NVIDIA_DRIVER_FILE) -> None:
     raise RuntimeError(
         f"an NVIDIA driver is loaded ({driver}) but torch {torch.__version__}, built for CUDA "
         f"{torch.version.cuda}, cannot use the GPU; CUDA 13.0 needs driver 580 or newer "
-        f'(README "Publish on Replicate")'
+        f'(docs/PUBLISHING.md "CUDA and the driver")'
     )

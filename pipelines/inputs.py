@@ -16,9 +16,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipelines.draft import CAMERA_MOTIONS, DRAFT_GUIDANCE, DRAFT_STEPS, NO_CAMERA_MOTION
+from pipelines.tier4_draft import DMD_TIMESTEPS
+from pipelines.tier4_draft import DRAFT_GUIDANCE as TIER4_DRAFT_GUIDANCE
 from pipelines.video import OUTPUT_FORMATS
 
-TIERS = (2, 3)
+TIERS = (2, 3, 4)
 MAX_PROMPT_CHARS = (
     4000  # far past what CLIP reads (77 tokens); longer is a client bug, not a prompt
 )
@@ -74,12 +76,18 @@ DEFAULTS: dict[str, Any] = dict(
 # has positions for at most 32; longer clips go through FreeNoise's windows, pipelines/tier2.py).
 # Tier 3: SVD-XT 1.1 was fine-tuned for 25 frames at 1024×576 and 6 fps (diffusers conditions it on
 # fps - 1). Guidance: SD 1.5 expects about 7.5, SDXL about 5.
+# Tier 4: Wan 2.2 TI2V-5B's published defaults, Wan-Video/Wan2.2 wan/configs/wan_ti2v_5B.py
+# (frame_num 121, sample_fps 24, sample_steps 50, sample_guide_scale 5.0) and SIZE_CONFIGS in
+# wan/configs/__init__.py (ti2v-5B: 1280*704); its scheduler (flow_shift 5.0) is the repository's.
 TIER_DEFAULTS: dict[int, dict[str, Any]] = {
     2: dict(
         num_frames=16, width=512, height=512, fps=8, num_inference_steps=25, guidance_scale=7.5
     ),
     3: dict(
         num_frames=25, width=1024, height=576, fps=6, num_inference_steps=25, guidance_scale=5.0
+    ),
+    4: dict(
+        num_frames=121, width=1280, height=704, fps=24, num_inference_steps=50, guidance_scale=5.0
     ),
 }
 
@@ -101,8 +109,21 @@ LIMITS: dict[str, tuple[float, float]] = dict(
 TIER_LIMITS: dict[int, dict[str, tuple[int, int]]] = {
     2: dict(num_frames=(8, 96), width=(64, 1024), height=(64, 1024)),
     3: dict(num_frames=(8, 25), width=(64, 1024), height=(64, 1024)),
+    # Landscape or portrait up to 1280 a side, within TIER4_MAX_PIXELS.
+    4: dict(num_frames=(9, 121), width=(64, 1280), height=(64, 1280)),
 }
 SIZE_MULTIPLE = 8
+# Tier 4's VAE compresses 16× on each side and the transformer's patches are 2×2 latents, so sizes
+# are multiples of 32; it compresses 4× in time after the first frame, so frame counts are 4k+1.
+TIER4_SIZE_MULTIPLE = 32
+TIER4_FRAME_STEP = 4
+# The published 720p frame (1280×704) in either orientation is the largest tier 4 makes: the
+# transformer attends over every latent patch of the clip at once (121 frames at 1280×704 are
+# 31 × 44 × 80 / 4 = 27,280 tokens), so memory and time grow with the square of the area × frames;
+# 121 frames (5 s at 24 fps) is what the model was trained to make.
+TIER4_MAX_PIXELS = 1280 * 704
+# Inputs only tier 3 reads (SVD's conditioning): tier 4 refuses values other than the defaults.
+TIER3_ONLY = ("motion_bucket_id", "noise_aug_strength")
 # A draft runs its motion module over the clip in one window, as AnimateDiff-Lightning was trained.
 DRAFT_MAX_FRAMES = 32
 # A prompt schedule: "0: he opens the door | 24: he steps inside". 16 segments is more than one a
@@ -212,7 +233,17 @@ def _check_text(name: str, value: Any) -> str:
     return value
 
 
-def _check_size(name: str, value: int) -> int:
+def _check_size(name: str, value: int, tier: int) -> int:
+    if tier == 4 and value % TIER4_SIZE_MULTIPLE:
+        low = value - value % TIER4_SIZE_MULTIPLE
+        nearest = " or ".join(
+            str(size) for size in (low, low + TIER4_SIZE_MULTIPLE) if 64 <= size <= 1280
+        )
+        raise InputError(
+            f"{name} must be a multiple of {TIER4_SIZE_MULTIPLE} for tier 4 (Wan's VAE works on "
+            f"16×16 blocks, its transformer on 2×2 of them); got {value}, nearest allowed: "
+            f"{nearest}"
+        )
     if value % SIZE_MULTIPLE:
         raise InputError(
             f"{name} must be a multiple of {SIZE_MULTIPLE} (the VAE works on 8×8 blocks); "
@@ -220,6 +251,26 @@ def _check_size(name: str, value: int) -> int:
             f"{value - value % SIZE_MULTIPLE + SIZE_MULTIPLE}"
         )
     return value
+
+
+def _check_tier4_frames(num_frames: int) -> None:
+    if num_frames % TIER4_FRAME_STEP != 1:
+        low, high = TIER_LIMITS[4]["num_frames"]
+        allowed = list(range(low, high + 1, TIER4_FRAME_STEP))
+        raise InputError(
+            f"num_frames must be 4k+1 for tier 4 (Wan's VAE keeps the first frame and packs each "
+            f"4 after it into one latent frame): {', '.join(map(str, allowed[:3]))}, … "
+            f"{', '.join(map(str, allowed[-2:]))}; got {num_frames}"
+        )
+
+
+def _check_tier4_area(width: int, height: int) -> None:
+    if width * height > TIER4_MAX_PIXELS:
+        raise InputError(
+            f"width × height must be at most 1280×704 = {TIER4_MAX_PIXELS:,} pixels for tier 4 "
+            f"(landscape or portrait, e.g. 1280×704 or 704×1280: the transformer attends over the "
+            f"whole clip at once); got width={width}, height={height} ({width * height:,})"
+        )
 
 
 def _check_schedule(value: str, num_frames: int) -> tuple[tuple[int, str], ...]:
@@ -338,13 +389,15 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
     image = raw.get("image") or None
     if image is not None and tier == 2:
         raise InputError(
-            "image is only used by tier 3 (SVD animates it); leave it empty for tier 2"
+            "image is only used by tier 3 (SVD animates it) and tier 4 (Wan starts the clip from "
+            "it); leave it empty for tier 2"
         )
     if not prompt.strip() and tier == 2:
         raise InputError("prompt must describe the clip for tier 2; got an empty prompt")
     if not prompt.strip() and image is None:
+        what = "keyframe" if tier == 3 else "clip"
         raise InputError(
-            "prompt must describe the keyframe for tier 3 when no image is given; "
+            f"prompt must describe the {what} for tier {tier} when no image is given; "
             "got an empty prompt"
         )
 
@@ -352,8 +405,16 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
     schedule_text = _check_text("prompt_schedule", raw.get("prompt_schedule"))
     if schedule_text.strip() and tier != 2:
         raise InputError(
-            "prompt_schedule is only used by tier 2 (AnimateDiff); leave it empty for tier 3"
+            f"prompt_schedule is only used by tier 2 (AnimateDiff); leave it empty for tier {tier}"
         )
+    if tier == 4:
+        _check_tier4_frames(num_frames)
+        for name in TIER3_ONLY:
+            if raw.get(name) is not None and raw[name] != DEFAULTS[name]:
+                raise InputError(
+                    f"{name} is only used by tier 3 (SVD's conditioning); tier 4 does not read "
+                    f"it, so leave it at its default {DEFAULTS[name]}; got {_describe(raw[name])}"
+                )
     fps = in_range("fps")
     output_format = _check_choice("output_format", given("output_format"), OUTPUT_FORMATS)
 
@@ -363,8 +424,8 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
         prompt=prompt,
         negative_prompt=_check_text("negative_prompt", raw.get("negative_prompt")),
         num_frames=num_frames,
-        width=_check_size("width", in_tier_range("width")),
-        height=_check_size("height", in_tier_range("height")),
+        width=_check_size("width", in_tier_range("width"), tier),
+        height=_check_size("height", in_tier_range("height"), tier),
         fps=fps,
         num_inference_steps=in_range("num_inference_steps"),
         guidance_scale=in_range("guidance_scale"),
@@ -382,11 +443,13 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
             "disable_safety_checker", given("disable_safety_checker")
         ),
     )
+    if tier == 4:
+        _check_tier4_area(request.width, request.height)
     draft = _check_bool("draft", given("draft"))
     camera_motion = _check_choice("camera_motion", given("camera_motion"), CAMERA_MOTION_CHOICES)
     camera_motion_strength = in_range("camera_motion_strength")
     _check_draft_fits(tier, draft, camera_motion)
-    if draft and (request.num_frames > DRAFT_MAX_FRAMES or request.prompt_schedule):
+    if draft and tier == 2 and (request.num_frames > DRAFT_MAX_FRAMES or request.prompt_schedule):
         # Long shots and schedules go through FreeNoise, which rebuilds the motion modules' blocks:
         # never tried with Lightning's modules and their LoRAs swapped in, so not offered.
         got = f"num_frames={request.num_frames}" + (
@@ -411,10 +474,15 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
             for name in ("num_inference_steps", "guidance_scale")
             if raw.get(name) is not None
         }
+        steps, guidance = (
+            (DRAFT_STEPS, DRAFT_GUIDANCE)
+            if tier == 2
+            else (len(DMD_TIMESTEPS), TIER4_DRAFT_GUIDANCE)
+        )
         request = replace(
             request,
-            num_inference_steps=DRAFT_STEPS,
-            guidance_scale=DRAFT_GUIDANCE,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
             ignored_by_draft=ignored,
         )
     return request
@@ -431,8 +499,8 @@ def _check_draft_fits(tier: int, draft: bool, camera_motion: str) -> None:
             f"motion LoRAs for AnimateDiff-Lightning's motion module; "
             f"got camera_motion={camera_motion!r} with {where}"
         )
-    if draft and tier != 2:
+    if draft and tier not in (2, 4):
         raise InputError(
-            f"draft is only available for tier 2 (AnimateDiff-Lightning); "
+            f"draft is only available for tier 2 (AnimateDiff-Lightning) and tier 4 (FastWan); "
             f"got draft=true with tier {tier}"
         )

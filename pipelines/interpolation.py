@@ -3,9 +3,9 @@ at 24 for the same duration.
 
 The frames between come from ffmpeg's motion-compensated `minterpolate` filter, run by the ffmpeg
 that imageio-ffmpeg ships (no weights). A learned interpolator (RIFE, FILM) would need its weights
-pinned as safetensors under a licence that allows commercial use and a network written here from
-its paper; none of that could be fetched or checked on the machines this was built on, so it is
-not used (README, "Long shots and film-rate playback", has the quality measured for both this and
+pinned as safetensors under a licence that allows commercial use and a network written from its
+paper and checked against the published weights' shapes; minterpolate needs no weights, so it is
+the one used (docs/LONG_SHOTS.md, "Film-rate playback", has the quality measured for both this and
 plain frame repetition).
 
 Every generated frame is kept exactly: the playback rate is a whole multiple of the generation
@@ -30,7 +30,7 @@ import numpy as np
 # mci: motion-compensated interpolation (not blending or repeating); aobmc: overlapped blocks whose
 # weights adapt to how well the motion fits; bidir: motion searched from both neighbours; vsbmc:
 # smaller blocks where the motion field breaks up (0.1-0.4 dB better than ffmpeg's defaults on
-# three of scripts/interpolation_quality.py's four clips, 0.1 worse on one). scd=fdiff: at a cut
+# three of bench/interpolation_quality.py's four clips, 0.1 worse on one). scd=fdiff: at a cut
 # (a large frame difference) the filter repeats a frame instead of warping one shot into the next.
 MINTERPOLATE = "minterpolate=fps={fps}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=fdiff"
 # minterpolate works in YUV; full-resolution chroma, so colour detail is not halved on the way.

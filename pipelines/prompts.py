@@ -89,7 +89,7 @@ class PromptTranslator:
         folder = WEIGHT_SETS["opus_mt_th_en"].path(weights_dir)
         tokenizer = MarianTokenizer.from_pretrained(folder)
         # Kept in fp32, as published (0.3 GB): the model is small, and its behaviour in fp16 has
-        # not been checked here.
+        # not been checked.
         model = MarianMTModel.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
         return cls(tokenizer, model.to(device.torch_device).eval(), clip_tokenizer, device)
 

@@ -26,8 +26,8 @@ from weights import WEIGHT_SETS
 # a row hold a checked one: what is on screen for 4 frames (half a second at tier 2's 8 fps, 0.67 s
 # at tier 3's 6) is seen. Both tiers denoise all frames together, tied by temporal attention, so a
 # picture lasting one frame is unusual, though not impossible. That is 5 of tier 2's 16 frames and
-# 7 of tier 3's 25, a third of the cost of every frame; README "Languages, safety and the keyframe"
-# has the figures (scripts/safety_keyframe_flops.py).
+# 7 of tier 3's 25, a third of the cost of every frame; docs/LANGUAGES_SAFETY.md has the
+# figures (bench/safety_keyframe_flops.py).
 FRAME_STRIDE = 4
 
 

@@ -43,7 +43,7 @@ FREE_NOISE_WINDOW_FRAMES = 16  # what AnimateDiff v3 was trained on, and diffuse
 FREE_NOISE_STRIDES = (4, 3, 2)  # 4 is diffusers' default; `free_noise_windows` says why not always
 # diffusers' split inference, with FreeNoise: the UNet's layers take part of the batch at a time
 # (diffusers' defaults: 16 frames, or 256 pixel positions in the motion modules). None turns it
-# off (scripts/long_clip_memory.py --without-split-inference measures what it saves).
+# off (bench/long_clip_memory.py --without-split-inference measures what it saves).
 SPLIT_INFERENCE: dict[str, int] | None = dict(spatial_split_size=256, temporal_split_size=16)
 
 

@@ -1,6 +1,6 @@
 """What every tier is to its callers, and the one place that builds them all.
 
-predict.py's setup() and scripts/benchmark.py both obtain their tiers from `load_tiers` and use
+predict.py's setup() and bench/benchmark.py both obtain their tiers from `load_tiers` and use
 them only through `Tier`, so what a prediction runs is what the benchmark measures, with the
 models shared the same way.
 """
@@ -15,21 +15,18 @@ from transformers import CLIPTokenizer
 
 from pipelines.common import Device
 from pipelines.images import FrameCheck
-from pipelines.inputs import VideoRequest
+from pipelines.inputs import TIERS, VideoRequest
+from pipelines.levers import Levers, apply_levers
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo
+from pipelines.tier4 import WanTextImageToVideo
+from weights import WEIGHT_SETS
 
 
 @runtime_checkable
 class Tier(Protocol):
     """A tier: its models loaded once, then any number of requests, one at a time."""
-
-    @property
-    def clip_tokenizer(self) -> CLIPTokenizer:
-        """The CLIP ViT-L tokenizer the tier reads prompts with (the same vocabulary in every tier:
-        the prompt translator judges by it what the models can read)."""
-        ...
 
     def progress_units(self, request: VideoRequest) -> int:
         """Exactly the units `generate` reports to its `progress` for `request` (tests/test_tiers.py
@@ -45,14 +42,60 @@ class Tier(Protocol):
         ...
 
 
-def load_tiers(weights_dir: Path, device: Device) -> dict[int, Tier]:
-    """Every tier of `pipelines.inputs.TIERS`, by number, its models on `device`."""
-    text_to_video = TextToVideo.load(weights_dir, device)
-    return {
-        2: text_to_video,
+def load_tiers(
+    weights_dir: Path, device: Device, tiers=TIERS, levers: Levers | None = None
+) -> dict[int, Tier]:
+    """The tiers numbered `tiers` (every tier of `pipelines.inputs.TIERS` by default), by number,
+    their models on `device`, with the speed levers applied (pipelines/levers.py; unset, their
+    defaults)."""
+    levers = levers or Levers()
+    loaded: dict[int, Tier] = {}
+    if 2 in tiers:
+        loaded[2] = TextToVideo.load(weights_dir, device)
+        animatediff = loaded[2].pipeline
+        apply_levers(
+            levers,
+            animatediff.unet,
+            [animatediff.vae],
+            # Without CUDA graphs: draft mode swaps motion modules and camera-move LoRAs in and out.
+            compile_mode="max-autotune-no-cudagraphs",
+            fuse_denoiser="draft mode swaps in motion modules and LoRAs that need q, k and v apart",
+        )
+    if 3 in tiers:
         # Tier 2's CLIP ViT-L text encoder also serves SDXL when its weights are identical.
-        3: KeyframeToVideo.load(weights_dir, device, clip_l=text_to_video.pipeline.text_encoder),
-    }
+        clip_l = loaded[2].pipeline.text_encoder if 2 in loaded else None
+        loaded[3] = KeyframeToVideo.load(weights_dir, device, clip_l=clip_l)
+        keyframe, animation = loaded[3].keyframe_pipeline, loaded[3].animation_pipeline
+        # The modes of diffusers' published records: SDXL with max-autotune (its
+        # tutorials/fast_diffusion.md), SVD with reduce-overhead (its SVD pipeline docs).
+        apply_levers(levers, keyframe.unet, [keyframe.vae], compile_mode="max-autotune")
+        apply_levers(levers, animation.unet, [animation.vae], compile_mode="reduce-overhead")
+    if 4 in tiers:
+        loaded[4] = WanTextImageToVideo.load(weights_dir, device)
+        wan = loaded[4]
+        # Both pipelines hold the same transformer and VAE, so levers applied once reach both. No
+        # CUDA graphs: the image and text paths and the draft call the transformers at other shapes.
+        apply_levers(
+            levers,
+            wan.text_pipeline.transformer,
+            [wan.text_pipeline.vae],
+            compile_mode="max-autotune-no-cudagraphs",
+        )
+        apply_levers(
+            levers,
+            wan.draft_transformer,
+            [],
+            compile_mode="max-autotune-no-cudagraphs",
+            label="tier 4's draft",
+        )
+    return loaded
+
+
+def load_clip_tokenizer(weights_dir: Path) -> CLIPTokenizer:
+    """SD 1.5's CLIP ViT-L tokenizer, which tiers 2 and 3 read prompts with: the prompt translator
+    judges by its vocabulary what those models can read (tier 4's UMT5 reads more; one rule keeps
+    the tiers consistent, docs/THAI.md)."""
+    return CLIPTokenizer.from_pretrained(WEIGHT_SETS["sd15"].path(weights_dir) / "tokenizer")
 
 
 def progress_total(tier: Tier, request: VideoRequest) -> int:

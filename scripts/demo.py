@@ -17,8 +17,8 @@ from pathlib import Path
 from pipelines.inputs import TIERS
 from scripts import REPO
 from scripts.cog_schema import openapi_schema
+from scripts.cog_server import CogServer, decode_data_uri
 from scripts.make_tiny_weights import make_tiny_weights
-from tests.support.cog_server import CogServer, decode_data_uri
 from weights import WEIGHTS_DIR_ENV, missing_files, tiny_weights_info, weights_dir
 
 TINY_WEIGHTS_DIR = REPO / ".cache" / "tiny-weights"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from scripts.tiny_wan import make_wan22
 from weights import TINY_MARKER, WEIGHT_SETS
 from weights_build import write_lock
 
@@ -161,7 +162,7 @@ def tiny_unet(**conditioning):
 
 def make_sd15(weights_dir: Path, models: dict | None = None) -> None:
     """Stable Diffusion 1.5's folders (unet, vae, text_encoder, tokenizer, scheduler). `models`
-    replaces tiny components by others (scripts/benchmark.py passes full-size ones)."""
+    replaces tiny components by others (bench/benchmark.py passes full-size ones)."""
     models = models or {}
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 
@@ -571,19 +572,20 @@ def make_motion_loras(weights_dir: Path) -> None:
         )
 
 
-# The function that writes each weight set (scripts/rehearse.py writes them one at a time), then
+# The function that writes each weight set (bench/rehearse.py writes them one at a time), then
 # those made from sets already written, at their size (the draft motion module and its LoRAs).
 def make_sd15_with_safety_checker(weights_dir: Path, models: dict | None = None) -> None:
     make_sd15(weights_dir, models)
     make_safety_checker(weights_dir, models)
 
 
-# The translator is always the tiny one (scripts/rehearse.py builds no full-size MarianMT).
+# The translator is always the tiny one (bench/rehearse.py builds no full-size MarianMT).
 WRITERS = {
     "sd15": make_sd15_with_safety_checker,
     "animatediff": make_animatediff_adapter,
     "sdxl": make_sdxl,
     "svd": make_svd,
+    "wan22_ti2v": make_wan22,
 }
 DERIVED_WRITERS = (make_animatediff_lightning, make_motion_loras, make_translator)
 

@@ -1,7 +1,7 @@
 """What `cog build` would copy into the image: the project folder less what .dockerignore excludes.
 
 Cog's build runs `COPY . /src` and leaves out only `.cog/` by itself; everything else is up to
-.dockerignore. The context is listed here with the Docker SDK's own .dockerignore matcher
+.dockerignore. The context is listed with the Docker SDK's own .dockerignore matcher
 (`docker.utils.build.exclude_paths`, what `docker build` from Python applies), over a copy of the
 project's files plus the junk a working checkout holds.
 """
@@ -94,14 +94,15 @@ def test_the_image_gets_no_environment_cache_output_history_or_tests(checkout):
     left_in = {
         path
         for path in context
-        if path.split("/")[0] in (".venv", ".git", ".cache", "outputs", "tests", "examples")
+        if path.split("/")[0]
+        in (".venv", ".git", ".cache", "outputs", "tests", "examples", "bench", "docs", "deploy")
     }
     assert not left_in, sorted(left_in)
     assert not any(path.endswith(".pyc") for path in context)
 
 
 def test_weights_from_a_cdn_keep_only_the_lock_in_the_image(checkout):
-    """README "Cold start on Replicate", route 2: these two lines added to .dockerignore."""
+    """docs/PUBLISHING.md "Cold start", route 2: these two lines added to .dockerignore."""
     ignore = (checkout / ".dockerignore").read_text() + "\nweights/*\n!weights/weights.lock.json\n"
     context = build_context(checkout, ignore)
     assert {path for path in context if path.startswith("weights/")} == {

@@ -1,5 +1,5 @@
 """cog.yaml as `cog build` reads it: the rules below come from Cog's Go source (replicate/cog at
-6110c912, 2026-08; file:line cited with each), since no `cog` CLI or Docker runs here.
+6110c912, 2026-08; file:line cited with each), so that no `cog` CLI or Docker is needed to check it.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def test_a_gpu_that_torch_cannot_use_stops_setup_naming_the_driver(tmp_path):
     from pipelines.common import require_usable_gpu
 
     if torch.cuda.is_available():
-        pytest.skip("torch uses this machine's GPU: the refusal cannot happen here")
+        pytest.skip("torch can use a GPU on this host: the refusal cannot happen")
     require_usable_gpu(
         tmp_path / "no-driver"
     )  # a machine without an NVIDIA driver: the CPU is fine

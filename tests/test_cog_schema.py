@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from scripts.cog_schema import CogBuildError, check_predict_file, go_json, main, openapi_schema
+from scripts.cog_server import CogServer
 from tests.support import REPO
-from tests.support.cog_server import CogServer
 
 HEADER = "from typing import Optional\n\nfrom cog import BaseRunner, Input, Path\n"
 

@@ -14,11 +14,11 @@ Where each fixture in tests/fixtures/replicate/ comes from:
   replicate.delivery). A webhook's body is the same object
   (https://replicate.com/docs/topics/webhooks/receive-webhook); the version id is that page's.
 - `logs` and `error`: recorded from this model through Cog 0.23.1's own server (coglet, what
-  Replicate runs) on tiny random weights, with tests/support/cog_server.py: a tier-2 run of 8 frames
+  Replicate runs) on tiny random weights, with scripts/cog_server.py: a tier-2 run of 8 frames
   64×64 in 2 steps, a width of 500, an `image` URL that does not resolve, and a worker killed with
   SIGKILL mid-denoising ("Worker crashed"). `output` is one URL because run() returns one file
   (Cog answered it as one string, a data URI without an upload URL); on Replicate that string is a
-  replicate.delivery URL, written here after predictions-get.yaml's.
+  replicate.delivery URL, written in this fixture after predictions-get.yaml's.
 - error_422_*.json: Replicate's answer when it refuses a prediction's input
   (https://replicate.com/changelog/2024-05-01-improved-validation-for-api-prediction-payloads shows
   `invalid_fields`; the full bodies, with `title` and `detail`, as public projects quote them in
@@ -403,7 +403,7 @@ def test_a_refused_input_at_creation_names_the_field():
         **{k: v for k, v in fixture("error_422_input.json").items() if k in ("title", "detail")},
     )
     assert api_input_error(refused) == "input.width: Must be less than or equal to 1024"
-    # Cog's own server with a schema answers a list (shared/reference/facts.md gives its shape).
+    # Cog's own server with a schema answers a list: `detail`, as scripts/cog_server.py reads it.
     cog_422 = ReplicateError(
         status=422,
         detail=[

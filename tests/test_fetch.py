@@ -1,5 +1,5 @@
 """Fetching weights over real HTTP from a local server on 127.0.0.1, which stands in for the three
-places a deployment gets them from (none can be reached from here) and serves the tiny weights'
+places a deployment gets them from (no test reaches the network) and serves the tiny weights'
 real bytes: a mirror folder (/{folder}/{file}), one tar archive on a CDN (/weights.tar, what pget
 unpacks), and the Hugging Face Hub, of which it answers the two endpoints huggingface_hub calls
 (/api/models/{repo}/revision/{rev} and /{repo}/resolve/{commit}/{file}) as the Hub does, gated
@@ -426,7 +426,7 @@ def test_an_archive_reaching_outside_its_folder_is_refused(host, tmp_path, no_pg
 
 
 PGET_STAND_IN = """#!{python}
-# Stands in for replicate/pget (a Go binary, not installable here) with its command line,
+# Stands in for replicate/pget (a Go binary, not installed by pip) with its command line,
 # `pget -x URL DEST`: download URL and unpack the tar archive into DEST.
 import json, sys, tarfile, urllib.request
 with open({log!r}, "a") as log:
@@ -516,7 +516,7 @@ def test_setup_fetches_what_is_missing_from_a_mirror(host, tmp_path, monkeypatch
 
 
 def test_an_unreachable_hub_gives_an_actionable_message(tmp_path):
-    from tests.support.cog_server import free_port
+    from scripts.cog_server import free_port
 
     with pytest.raises(
         WeightsError,

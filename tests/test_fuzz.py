@@ -2,7 +2,7 @@
 answer is a success or a failure that names a field, the worker lives on (the server is READY
 after every request), no file the request points at is read, and nothing is written outside the
 prediction's own output. Each request's input classes and outcome are recorded as junit
-properties, which scripts/reliability.py tallies in docs/RELIABILITY.md.
+properties, which bench/reliability.py tallies in bench/reports/RELIABILITY.md.
 
 What each request should get is worked out from the rules as README "Inputs" states them, not by
 the checks under test (pipelines/inputs.py); in-process, those checks are held to the same rules
@@ -28,15 +28,20 @@ from transformers import CLIPTokenizer
 from pipelines.images import load_start_image
 from pipelines.inputs import CAMERA_MOTION_CHOICES, InputError, playback_rates, resolve_request
 from pipelines.prompts import MIN_READABLE_SHARE
+from scripts.cog_server import REFUSED_BY_SCHEMA, refused_fields
 from scripts.make_tiny_weights import _byte_to_unicode, write_clip_tokenizer
 from tests.support import REPO
-from tests.support.cog_server import REFUSED_BY_SCHEMA, refused_fields
 from tests.support.declared_inputs import declared_inputs, refused_by_schema
 
-# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+# Run and counted by `python -m bench.reliability` (bench/reports/RELIABILITY.md).
 pytestmark = pytest.mark.reliability
 
 DECLARED = declared_inputs()  # run()'s inputs, as `cog build` reads them
+# The random budget: requests drawn beyond the explicit examples (GUARANTEED, always sent), sized so
+# the suite stays within its few minutes. FUZZ_EXAMPLES=600 runs a long fuzz on purpose
+# (docs/TESTING.md); the in-process rule probes are cheap and get fifty times as many.
+SERVER_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
+IN_PROCESS_EXAMPLES = 50 * SERVER_EXAMPLES
 NASTY_TEXT = {
     "": "empty",
     " ": "blank",
@@ -149,7 +154,7 @@ def requests_to_send(draw):
     for name in draw(st.lists(st.sampled_from(sorted(DECLARED)), max_size=3, unique=True)):
         breakage = draw(st.sampled_from(["wrong type", "boundary", "omit"]))
         if breakage == "omit":
-            # An omitted size would take the tier default (512×512 × 16 frames): too slow here.
+            # An omitted size would take the tier default (512×512 × 16 frames): too slow on a CPU.
             if name not in ("width", "height", "num_frames", "num_inference_steps"):
                 inputs.pop(name, None)
         else:
@@ -212,11 +217,14 @@ def outcome_label(expected: str | frozenset[str]) -> str:
     return "refused, naming " + " or ".join(sorted(expected))
 
 
-# The input rules as README "Inputs" and run()'s descriptions state them, written out again here
-# so that what the fuzzer expects does not come from the code it tests. Ranges, choices, types and
-# lengths shared by the tiers are run()'s declaration (DECLARED); the rest is below.
-FRAMES_PER_TIER = {2: (8, 96), 3: (8, 25)}  # num_frames, lowest and highest
-SIZE_MULTIPLE = 8  # width and height, on both tiers
+# The input rules as README "Inputs" and run()'s descriptions state them, written out again in
+# this file so that what the fuzzer expects does not come from the code it tests. Ranges, choices,
+# types and lengths shared by the tiers are run()'s declaration (DECLARED); the rest is below.
+FRAMES_PER_TIER = {2: (8, 96), 3: (8, 25), 4: (9, 121)}  # num_frames, lowest and highest
+SIZE_MULTIPLE = {2: 8, 3: 8, 4: 32}  # width and height
+SIZES_PER_TIER = {2: (64, 1024), 3: (64, 1024), 4: (64, 1280)}  # width and height
+TIER4_MAX_PIXELS = 1280 * 704  # width × height, landscape or portrait
+TIER3_INPUTS = {"motion_bucket_id": 127, "noise_aug_strength": 0.02}  # tier 4: only these values
 DRAFT_MAX_FRAMES = 32  # a draft is tier 2 only, and one window without a schedule
 GIF_TICKS_PER_SECOND = 100  # interpolate_to_fps for gif must divide it
 MAX_SCHEDULE_SEGMENTS = 16
@@ -224,6 +232,7 @@ MAX_SCHEDULE_SEGMENTS = 16
 DEFAULTS_PER_TIER = {
     2: dict(num_frames=16, width=512, height=512, fps=8),
     3: dict(num_frames=25, width=1024, height=576, fps=6),
+    4: dict(num_frames=121, width=1280, height=704, fps=24),
 }
 
 
@@ -255,9 +264,10 @@ def within_declaration(name: str, value) -> bool:
 
 
 def read_schedule(text: str, num_frames: int | None) -> list[tuple[int, str]] | None:
-    """README "The schedule": 'frame: text' segments separated by '|', frames whole numbers that
-    start at 0, strictly increase and stay below num_frames (None: not judged), every text
-    non-blank, at most 16 segments. [] for a blank schedule, None for one that breaks a rule."""
+    """docs/LONG_SHOTS.md "The schedule": 'frame: text' segments separated by '|', frames whole
+    numbers that start at 0, strictly increase and stay below num_frames (None: not judged), every
+    text non-blank, at most 16 segments. [] for a blank schedule, None for one that breaks a
+    rule."""
     if not text.strip():
         return []
     segments = [segment.partition(":") for segment in text.split("|")]
@@ -289,9 +299,25 @@ def fields_the_rules_refuse(inputs: dict) -> set[str]:
     low, high = FRAMES_PER_TIER[tier]
     if fine("num_frames") and not low <= num_frames <= high:
         broken.add("num_frames")
+    if fine("num_frames") and tier == 4 and num_frames % 4 != 1:  # 4k+1
+        broken.add("num_frames")
     for size in ("width", "height"):
-        if fine(size) and taken(inputs, size) % SIZE_MULTIPLE:
+        value = taken(inputs, size)
+        if fine(size) and (
+            value % SIZE_MULTIPLE[tier]
+            or not SIZES_PER_TIER[tier][0] <= value <= SIZES_PER_TIER[tier][1]
+        ):
             broken.add(size)
+    # Judged only when both sides are fine (then both are integers).
+    if (
+        tier == 4
+        and fine("width", "height")
+        and taken(inputs, "width") * taken(inputs, "height") > TIER4_MAX_PIXELS
+    ):
+        broken |= {"width", "height"}
+    for name, default in TIER3_INPUTS.items():
+        if tier == 4 and fine(name) and taken(inputs, name) != default:
+            broken.add(name)
     # An image goes with tier 3 only (an empty value sends none); without one a prompt is needed.
     image = sent.get("image")
     if image and tier == 2:
@@ -309,7 +335,8 @@ def fields_the_rules_refuse(inputs: dict) -> set[str]:
         gif = taken(inputs, "output_format") == "gif"
         if rate % fps or (gif and GIF_TICKS_PER_SECOND % rate):
             broken.add("interpolate_to_fps")
-    # Draft mode is tier 2's, up to 32 frames without a schedule; a camera move needs it.
+    # Draft mode is tier 2's (up to 32 frames without a schedule) and tier 4's; a camera move needs
+    # tier 2's.
     draft = taken(inputs, "draft")
     moving = taken(inputs, "camera_motion") != "none"
     if fine("draft", "camera_motion") and moving and not (draft and tier == 2):
@@ -317,7 +344,8 @@ def fields_the_rules_refuse(inputs: dict) -> set[str]:
     if fine("draft") and draft:
         too_long = fine("num_frames") and num_frames > DRAFT_MAX_FRAMES
         scheduled = fine("prompt_schedule") and schedule.strip()
-        if tier != 2 or too_long or scheduled:
+        # Tier 4's draft (FastWan) takes the tier's own frame counts; a schedule is tier 2's.
+        if tier == 3 or (tier == 2 and (too_long or scheduled)):
             broken.add("draft")
     return broken
 
@@ -352,10 +380,12 @@ def rule_probes(draw):
         "image": mostly(st.none(), st.sampled_from(["", "https://example.com/start.png"])),
         # Edges: each tier's range, and a draft's one window.
         "num_frames": mostly(
-            st.integers(8, 25), st.one_of(st.sampled_from([7, 26, 32, 33, 96, 97]), st.integers())
+            st.integers(8, 25),
+            st.one_of(st.sampled_from([7, 9, 26, 32, 33, 96, 97, 120, 121, 122]), st.integers()),
         ),
-        "width": mostly(SIZES, st.integers(56, 1032)),
-        "height": mostly(SIZES, st.integers(56, 1032)),
+        "width": mostly(SIZES, st.integers(56, 1288)),
+        "height": mostly(SIZES, st.integers(56, 1288)),
+        "motion_bucket_id": mostly(st.just(127), st.integers(1, 255)),
         "fps": mostly(st.integers(1, 30), st.sampled_from([0, 31])),
         "output_format": st.sampled_from(DECLARED["output_format"].field.choices),
         "interpolate_to_fps": st.integers(0, 61),
@@ -377,7 +407,7 @@ def rule_probes(draw):
     return inputs
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=IN_PROCESS_EXAMPLES, deadline=None)
 @given(inputs=rule_probes())
 def test_our_checks_refuse_what_the_rules_refuse_naming_a_field_that_breaks_one(inputs):
     broken = fields_the_rules_refuse(inputs)
@@ -402,8 +432,8 @@ def is_thai(character: str) -> bool:
 
 
 def clip_cannot_read(text: str) -> bool:
-    """The rule of README "Languages, safety and the keyframe", worked out here from the vocabulary
-    file rather than by pipelines/prompts.py's tokenizer: of the letters other than Thai, after
+    """The rule of docs/LANGUAGES_SAFETY.md "Prompts in Thai", worked out from the vocabulary file
+    rather than by pipelines/prompts.py's tokenizer: of the letters other than Thai, after
     CLIP's normalisation (NFC, lower case), fewer than half are one vocabulary entry (their UTF-8
     bytes in CLIP's byte alphabet, as a whole word)."""
     to_unicode = _byte_to_unicode()
@@ -469,23 +499,24 @@ def _of_type(value, expected: type) -> bool:
 def written_places(weights_dir: Path, server) -> set:
     """What a prediction could leave behind where it should not: the weights (every file, with its
     size and mtime), the project's top level, the server's working folder, and the top level of
-    the temp folder."""
+    the server's own temp folder (its TMPDIR, which no other process writes into)."""
     weights = {
         (str(path), path.stat().st_size, path.stat().st_mtime_ns)
         for path in weights_dir.rglob("*")
         if path.is_file()
     }
-    folders = (REPO, server.app_dir, Path(tempfile.gettempdir()))
+    folders = (REPO, server.app_dir, server.temp_dir)
     return weights | {str(path) for folder in folders for path in folder.iterdir()}
 
 
-def output_folders(places: set) -> set[Path]:
-    """The prediction output folders (run()'s `video-*`, at the temp folder's top) among places."""
+def output_folders(places: set, server) -> set[Path]:
+    """The prediction output folders (run()'s `video-*`, at the top of the server's temp folder)
+    among places."""
     return {
         Path(place)
         for place in places
         if isinstance(place, str)
-        and Path(place).parent == Path(tempfile.gettempdir())
+        and Path(place).parent == server.temp_dir
         and Path(place).name.startswith("video-")
     }
 
@@ -494,7 +525,7 @@ def holds(folder: Path, video: bytes) -> bool:
     """Whether an output folder holds this video and nothing else."""
     try:
         return [path.read_bytes() for path in folder.iterdir()] == [video]
-    except FileNotFoundError:  # another process's, deleted meanwhile
+    except FileNotFoundError:
         return False
 
 
@@ -504,11 +535,11 @@ def returned_folders() -> dict[str, list[Path]]:
     return {}
 
 
-def cogs_empty_download(place) -> bool:
+def cogs_empty_download(place, server) -> bool:
     path = Path(place) if isinstance(place, str) else None
     return (
         path is not None
-        and path.parent == Path(tempfile.gettempdir())
+        and path.parent == server.temp_dir
         and path.name.startswith("tmp")
         and path.is_file()
         and path.stat().st_size == 0
@@ -537,7 +568,7 @@ def tokenizer(tiny_weights_dir) -> CLIPTokenizer:
 
 
 QUICK = dict(width=64, height=64, num_frames=8, num_inference_steps=1)
-GUARANTEED = [  # every image class, and the prompts and seeds the issue names, at least once
+GUARANTEED = [  # every image class, every kind of nasty prompt and the edge seeds, at least once
     *(dict(QUICK, tier=3, prompt="", image=image) for image in IMAGES.values()),
     dict(QUICK, tier=2, prompt="word " * 300, seed=0),
     dict(QUICK, tier=2, prompt="🎬🌊🐙" * 40, seed=2**32 - 1),
@@ -583,7 +614,9 @@ def with_examples(test):
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=SERVER_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @with_examples
 @given(inputs=requests_to_send())
@@ -643,15 +676,14 @@ def test_any_request_succeeds_or_fails_naming_a_field(
     made = written_places(tiny_weights_dir, server) - before
     # The video a prediction returns stays in its own folder until the next prediction deletes it
     # (Cog reads the file after run()): of the folders a server returned, only the last is left.
-    # (Known by what they hold: other processes' tests may make output folders meanwhile.)
     if result["status"] == "succeeded":
         video = base64.b64decode(result["output"].partition(",")[2])
-        [folder] = [folder for folder in output_folders(made) if holds(folder, video)]
+        [folder] = [folder for folder in output_folders(made, server) if holds(folder, video)]
         returned_folders.setdefault(server.url, []).append(folder)
     left = [folder for folder in returned_folders.get(server.url, []) if folder.exists()]
     assert len(left) <= 1, f"the output folders of earlier predictions are still there: {left}"
-    new = made - {str(folder) for folder in output_folders(made)}
-    if expected == "Cog" and new and all(cogs_empty_download(place) for place in new):
+    new = made - {str(folder) for folder in output_folders(made, server)}
+    if expected == "Cog" and new and all(cogs_empty_download(place, server) for place in new):
         # Cog's downloader opens its temp file before fetching a URL and leaves it when the fetch
         # fails: Cog's doing, before run(); counted in the report rather than hidden.
         outcome += " (Cog left an empty temp file)"

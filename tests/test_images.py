@@ -22,7 +22,7 @@ from pipelines.images import (
 )
 from pipelines.inputs import InputError
 
-# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+# Run and counted by `python -m bench.reliability` (bench/reports/RELIABILITY.md).
 pytestmark = pytest.mark.reliability
 
 

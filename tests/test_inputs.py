@@ -23,7 +23,7 @@ from pipelines.inputs import (
 from pipelines.video import OUTPUT_FORMATS
 from tests.support.declared_inputs import declared_inputs
 
-# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+# Run and counted by `python -m bench.reliability` (bench/reports/RELIABILITY.md).
 pytestmark = pytest.mark.reliability
 
 DECLARED = declared_inputs()
@@ -73,10 +73,10 @@ def test_seed_limits_are_inclusive():
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("tier", 1, "tier must be one of 2, 3; got 1 (int)"),
-        ("tier", "2", "tier must be one of 2, 3; got '2' (str)"),
-        ("tier", True, "tier must be one of 2, 3; got True (bool)"),
-        ("tier", 2.0, "tier must be one of 2, 3; got 2.0 (float)"),
+        ("tier", 1, "tier must be one of 2, 3, 4; got 1 (int)"),
+        ("tier", "2", "tier must be one of 2, 3, 4; got '2' (str)"),
+        ("tier", True, "tier must be one of 2, 3, 4; got True (bool)"),
+        ("tier", 2.0, "tier must be one of 2, 3, 4; got 2.0 (float)"),
         ("prompt", "   ", "prompt must describe the clip for tier 2; got an empty prompt"),
         ("prompt", 42, "prompt must be text; got 42 (int)"),
         ("prompt", "x" * 4001, "prompt must be at most 4000 characters; got 4001"),
@@ -178,7 +178,7 @@ def test_integral_float_guidance_and_int_guidance_are_accepted():
 
 
 # run()'s signature (what `cog build` puts in the schema, and Replicate in its form) and the checks
-# here must say the same thing: same names, defaults, ranges, choices and types.
+# in pipelines/inputs.py must say the same thing: same names, defaults, ranges, choices and types.
 
 
 def test_the_checks_know_exactly_the_inputs_run_declares_in_its_order():
@@ -241,7 +241,8 @@ def test_choices_and_lengths_are_the_checked_ones():
 
 # interpolate_to_fps must also be a whole multiple of fps: its ends are probed at fps 1, from which
 # every rate is reachable.
-PROBED_WITH = {"interpolate_to_fps": {"fps": 1}}
+# Tier 4 takes 1280 pixels high only in portrait: 704 wide.
+PROBED_WITH = {"interpolate_to_fps": {"fps": 1}, "height": {"width": 704}}
 
 
 def _checked(name: str, value, tier: int = 2):
@@ -389,13 +390,14 @@ def test_every_camera_motion_runs_in_a_tier2_draft_and_is_refused_elsewhere(came
 def test_tier3_has_no_draft_mode():
     with pytest.raises(
         InputError,
-        match=r"^draft is only available for tier 2 \(AnimateDiff-Lightning\); "
+        match=r"^draft is only available for tier 2 \(AnimateDiff-Lightning\) and tier 4 "
+        r"\(FastWan\); "
         r"got draft=true with tier 3",
     ):
         resolve_request({"tier": 3, "prompt": "a fox", "draft": True})
 
 
-# Storyboard shots (issue #13): a prompt schedule and film-rate playback.
+# Storyboard shots (docs/LONG_SHOTS.md): a prompt schedule and film-rate playback.
 
 SCHEDULE = "0: he opens the door | 24: he steps inside | 48: he sits down"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from scripts.cog_server import CogServer, image_environment
 from tests.support import REPO
-from tests.support.cog_server import CogServer, image_environment
 
 # glibc gives each arena but the main one a heap of its own: an mmap of HEAP_MAX_SIZE (64 MiB on
 # 64-bit, twice the largest mmap threshold) aligned to that size, its used part read-write and the
@@ -41,32 +41,23 @@ def extra_arenas(pid: int) -> int:
     return heaps
 
 
-def worker_after_predictions(
-    weights_dir: Path, log: Path, extra_env: dict | None = None
-) -> tuple[str | None, int]:
+def worker_after_predictions(cog: CogServer) -> tuple[str | None, int]:
     """Cog's worker after predictions of both tiers (each on a thread Cog picks): the
     MALLOC_ARENA_MAX it runs with, and how many arenas it grew beyond the main one."""
-    cog = CogServer(weights_dir, log, extra_env=extra_env)
-    try:
-        cog.wait_until_ready()
-        for inputs in (QUICK, dict(QUICK, tier=3), QUICK):
-            assert cog.predict(inputs)["status"] == "succeeded"
-        [worker] = cog.worker_pids()
-        environment = Path(f"/proc/{worker}/environ").read_bytes().decode().split("\0")
-        setting = next(
-            (
-                entry.partition("=")[2]
-                for entry in environment
-                if entry.startswith("MALLOC_ARENA_MAX=")
-            ),
-            None,
-        )
-        return setting, extra_arenas(worker)
-    finally:
-        cog.stop()
+    for inputs in (QUICK, dict(QUICK, tier=3), QUICK):
+        assert cog.predict(inputs)["status"] == "succeeded"
+    [worker] = cog.worker_pids()
+    environment = Path(f"/proc/{worker}/environ").read_bytes().decode().split("\0")
+    setting = next(
+        (entry.partition("=")[2] for entry in environment if entry.startswith("MALLOC_ARENA_MAX=")),
+        None,
+    )
+    return setting, extra_arenas(worker)
 
 
-def test_the_image_keeps_every_thread_of_the_worker_in_one_arena(tiny_weights_dir, tmp_path):
+def test_the_image_keeps_every_thread_of_the_worker_in_one_arena(server):
+    """On the shared server, which runs with the image's environment as every test's does, after
+    whatever predictions earlier tests sent it."""
     # cog.yaml's `environment`, which Cog writes into the image as ENV, in the KEY=VALUE form its
     # config parser accepts.
     entries = yaml.safe_load((REPO / "cog.yaml").read_text())["environment"]
@@ -74,7 +65,7 @@ def test_the_image_keeps_every_thread_of_the_worker_in_one_arena(tiny_weights_di
         isinstance(entry, str) and "=" in entry and entry.split("=", 1)[0] for entry in entries
     )
     assert image_environment()["MALLOC_ARENA_MAX"] == "1"
-    setting, arenas = worker_after_predictions(tiny_weights_dir, tmp_path / "server.log")
+    setting, arenas = worker_after_predictions(server)
     assert setting == "1"  # Cog's server hands it on to the worker
     assert arenas == 0  # the main arena alone
 
@@ -82,5 +73,10 @@ def test_the_image_keeps_every_thread_of_the_worker_in_one_arena(tiny_weights_di
 def test_without_the_limit_the_worker_grows_arenas_of_its_own(tiny_weights_dir, tmp_path):
     # glibc's own limit, 8 per core: what the worker would have without the image's setting.
     unlimited = {"MALLOC_ARENA_MAX": str(8 * os.cpu_count())}
-    _, arenas = worker_after_predictions(tiny_weights_dir, tmp_path / "server.log", unlimited)
+    cog = CogServer(tiny_weights_dir, tmp_path / "server.log", extra_env=unlimited)
+    try:
+        cog.wait_until_ready()
+        _, arenas = worker_after_predictions(cog)
+    finally:
+        cog.stop()
     assert arenas >= 2  # what the image's setting prevents, and proof the count sees arenas

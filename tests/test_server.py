@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.support.cog_server import (
+from scripts.cog_server import (
     PROGRESS_REGEX,
     REFUSED_BY_SCHEMA,
     decode_data_uri,
@@ -16,7 +16,7 @@ from tests.support.cog_server import (
 from tests.support.declared_inputs import declared_inputs, refused_by_schema
 from tests.support.video_facts import read_video, top_level_boxes
 
-# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+# Run and counted by `python -m bench.reliability` (bench/reports/RELIABILITY.md).
 pytestmark = pytest.mark.reliability
 
 DECLARED = declared_inputs()
@@ -105,6 +105,22 @@ def test_a_null_input_is_refused_by_the_schema_and_taken_as_left_out_without_it(
         {**SMALL, "tier": None, "seed": None, "num_frames": 8, "num_inference_steps": 1}
     )
     assert random["status"] == "succeeded" and "(random;" in random["logs"]
+
+
+def test_without_a_schema_our_checks_alone_refuse_a_bad_input_naming_the_field(
+    server_without_schema,
+):
+    """A smoke test of a bare server (no `.cog/openapi_schema.json`): values of the wrong type or
+    out of range reach run() as sent and our checks refuse them, naming the field, with no
+    traceback; the worker lives on. Every rule is held in-process by tests/test_inputs.py and
+    tests/test_fuzz.py, and through the schema-served server by the tests above and below."""
+    for bad, field in [({"tier": "two"}, "tier"), ({"num_frames": 2.5}, "num_frames")]:
+        result = server_without_schema.predict({**SMALL, **bad})
+        assert result["status"] == "failed", result
+        assert f"InputError: {field} must " in result["error"], result["error"]
+        assert "Traceback" not in result["error"]
+    unknown = server_without_schema.predict({**SMALL, "colour": "red"})
+    assert unknown["status"] == "failed" and "colour" in unknown["error"], unknown
 
 
 def test_async_prediction_reports_start_logs_and_completion_by_webhook(server, webhook):

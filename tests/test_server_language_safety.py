@@ -12,14 +12,14 @@ import shutil
 import pytest
 from PIL import Image
 
-from scripts.make_tiny_weights import make_safety_checker
-from tests.support.cog_server import (
+from scripts.cog_server import (
     REFUSED_BY_SCHEMA,
     CogServer,
     decode_data_uri,
     failure_text,
     refused_fields,
 )
+from scripts.make_tiny_weights import make_safety_checker
 from tests.support.video_facts import read_video
 from weights_build import write_lock
 from weights_lock import VERIFIED_CACHE

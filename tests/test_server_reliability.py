@@ -12,9 +12,9 @@ import time
 import pytest
 import requests
 
-from tests.support.cog_server import TERMINAL, CogServer, WebhookReceiver, free_port
+from scripts.cog_server import TERMINAL, CogServer, WebhookReceiver, free_port
 
-# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+# Run and counted by `python -m bench.reliability` (bench/reports/RELIABILITY.md).
 pytestmark = pytest.mark.reliability
 
 # Long enough on tiny weights (about 3 s on two cores) to act while it runs.
@@ -204,8 +204,8 @@ def first_health_after_setup(cog: CogServer, timeout: float = 300) -> dict:
 
 def test_a_lost_gpu_reports_unhealthy_with_the_cuda_error(tiny_weights_dir, tmp_path):
     """healthcheck() raises with CUDA's message; Cog reports UNHEALTHY and shows it. coglet still
-    takes predictions then (here they run, the models being on the CPU): taking the container out
-    is left to whatever reads the health check."""
+    takes predictions then (on a CPU-only machine they run, the models being on the CPU): taking
+    the container out is left to whatever reads the health check."""
     cog = CogServer(
         tiny_weights_dir,
         tmp_path / "server.log",
@@ -274,32 +274,26 @@ def test_killed_worker_fails_the_prediction_and_reports_unhealthy(own_server, we
     assert own_server.process.poll() is None  # the HTTP server itself is still up
 
 
-def test_only_the_last_video_stays_on_disk_however_many_predictions_run(tiny_weights_dir, tmp_path):
+def test_only_the_last_video_stays_on_disk_however_many_predictions_run(server):
     """Cog reads the file run() returns after run() has ended, so each video stays until the next
     prediction starts, which deletes it: over a long run one output folder is left, holding the
     video last returned, and the disk does not fill up. A prediction that fails once its inputs
     are checked deletes the last video too, and leaves nothing of its own."""
-    # The worker's temp folder, where run() makes each output folder, private to this server.
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    cog = CogServer(tiny_weights_dir, tmp_path / "server.log", extra_env={"TMPDIR": str(temp)})
-    try:
-        cog.wait_until_ready()
-        for inputs in (
-            QUICK,
-            dict(QUICK, tier=3, width=128),
-            dict(QUICK, output_format="gif"),
-            dict(QUICK, seed=4, output_format="webm"),
-        ):
-            result = cog.predict(inputs)
-            assert result["status"] == "succeeded", result.get("error")
-            left = list(temp.glob("video-*"))
-            assert len(left) == 1, left
-            [video] = left[0].iterdir()
-            assert video.read_bytes() == base64.b64decode(result["output"].partition(",")[2])
-        # Refused by the translator, inside run() (CLIP cannot read this script).
-        failed = cog.predict(dict(QUICK, prompt="Ночная сцена, дождь на улице"))
-        assert failed["status"] == "failed" and "InputError: prompt" in failed["error"]
-        assert not list(temp.glob("video-*"))
-    finally:
-        cog.stop()
+    # The worker's temp folder, where run() makes each output folder: the server's own.
+    temp = server.temp_dir
+    for inputs in (
+        QUICK,
+        dict(QUICK, tier=3, width=128),
+        dict(QUICK, output_format="gif"),
+        dict(QUICK, seed=4, output_format="webm"),
+    ):
+        result = server.predict(inputs)
+        assert result["status"] == "succeeded", result.get("error")
+        left = list(temp.glob("video-*"))
+        assert len(left) == 1, left
+        [video] = left[0].iterdir()
+        assert video.read_bytes() == base64.b64decode(result["output"].partition(",")[2])
+    # Refused by the translator, inside run() (CLIP cannot read this script).
+    failed = server.predict(dict(QUICK, prompt="Ночная сцена, дождь на улице"))
+    assert failed["status"] == "failed" and "InputError: prompt" in failed["error"]
+    assert not list(temp.glob("video-*"))

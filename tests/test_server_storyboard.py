@@ -1,5 +1,6 @@
-"""Storyboard shots (issue #13) through Cog's real server: a long tier-2 shot that follows a prompt
-schedule, film-rate playback on both tiers, and bad schedules and rates refused naming the field."""
+"""Storyboard shots (docs/LONG_SHOTS.md) through Cog's real server: a long tier-2 shot that follows
+a prompt schedule, film-rate playback on both tiers, and bad schedules and rates refused naming the
+field."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import re
 
 import pytest
 
-from pipelines.video import to_uint8, write_video
-from tests.support.cog_server import (
+from scripts.cog_server import (
     PROGRESS_REGEX,
     REFUSED_BY_SCHEMA,
     decode_data_uri,
@@ -37,20 +37,13 @@ def video_of(result: dict, path):
     return read_video(path)
 
 
-def test_a_long_shot_follows_its_schedule_and_equals_stock_free_noise(
-    server, stock_long_shot, tmp_path
-):
-    """96 frames in three segments: the video holds the frames diffusers' stock FreeNoise pipeline
-    makes for the same inputs (encoded here the same way), and the logs say how the schedule was
-    read."""
-    _, stock_frames = stock_long_shot
+def test_a_long_shot_follows_its_schedule_and_says_how_it_was_read(server, tmp_path):
+    """96 frames in three segments come back as one 96-frame video, and the logs say how the
+    schedule was read. (That its frames are diffusers' stock FreeNoise pipeline's is held
+    in-process, by tests/test_tier2_pipeline.py.)"""
     result = server.predict(LONG_SHOT)
     facts = video_of(result, tmp_path / "shot.mp4")
     assert (facts.num_frames, facts.fps, facts.width, facts.height) == (96, 8, 64, 64)
-    expected = read_video(
-        write_video(to_uint8(stock_frames), tmp_path / "stock.mp4", fps=8, output_format="mp4")
-    )
-    assert (facts.frames == expected.frames).all()
     assert "Prompt schedule as understood" in result["logs"]
     assert "frames 48–95: 'a man in a red coat, he sits down'" in result["logs"]
 
@@ -75,13 +68,13 @@ def test_film_rate_playback_keeps_the_duration_and_every_generated_frame(
     # Each generated frame plays at its own time: the smooth video's frame there is that frame as
     # the plain video shows it (both lossy encodes of it), more alike than any other pair.
     for k in range(plain.num_frames):
-        here = psnr(smooth.frames[k * ratio], plain.frames[k])
+        at_k = psnr(smooth.frames[k * ratio], plain.frames[k])
         others = [
             psnr(smooth.frames[k * ratio], plain.frames[j])
             for j in range(plain.num_frames)
             if j != k
         ]
-        assert here > 25 and here > max(others) + 10, (k, here, max(others))
+        assert at_k > 25 and at_k > max(others) + 10, (k, at_k, max(others))
     assert "Playing at 24 fps" in result["logs"]
     percentages = [
         int(m.group(1))

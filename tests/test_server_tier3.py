@@ -12,10 +12,10 @@ import threading
 import pytest
 from PIL import Image
 
-from tests.support.cog_server import PROGRESS_REGEX, decode_data_uri
+from scripts.cog_server import PROGRESS_REGEX, decode_data_uri
 from tests.support.video_facts import read_video
 
-# Run and counted by `python -m scripts.reliability` (docs/RELIABILITY.md).
+# Run and counted by `python -m bench.reliability` (bench/reports/RELIABILITY.md).
 pytestmark = pytest.mark.reliability
 
 SMALL = dict(tier=3, width=128, height=64, num_frames=8, num_inference_steps=2, seed=5)

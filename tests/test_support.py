@@ -1,5 +1,5 @@
 """tests/support's server harness refuses what it cannot serve with an error that says what was
-wrong, before it starts anything: a moved or misspelled runner fails here, not as a setup failure
+wrong, before it starts anything: a moved or misspelled runner fails at once, not as a setup failure
 deep in Cog's log."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.support.cog_server import CogServer, decode_data_uri
+from scripts.cog_server import CogServer, decode_data_uri
 
 
 @pytest.mark.parametrize(

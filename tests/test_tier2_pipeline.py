@@ -170,7 +170,7 @@ def test_long_prompt_is_cut_and_the_user_is_told(tier2):
     assert "CLIP reads the first 77" in printed.getvalue()
 
 
-# Long shots and prompt schedules (issue #13): FreeNoise, only where it is needed.
+# Long shots and prompt schedules (docs/LONG_SHOTS.md): FreeNoise, only where it is needed.
 
 
 def test_long_shot_with_a_schedule_equals_stock_free_noise(tier2, stock_long_shot):

@@ -113,7 +113,7 @@ def test_keyframe_equals_stock_sdxl_at_the_training_size_for_the_aspect_ratio(
 @pytest.mark.parametrize(
     "video, keyframe",
     [
-        ((1024, 576), (1344, 768)),  # 16:9, the issue's example
+        ((1024, 576), (1344, 768)),  # 16:9, tier 3's default size
         ((576, 1024), (768, 1344)),
         ((512, 512), (1024, 1024)),
         ((640, 480), (1152, 896)),  # 4:3 = 1.33: 1152×896 is 1.29, 1216×832 is 1.46
@@ -183,7 +183,7 @@ def _png(width, height) -> bytes:
 def test_the_keyframe_is_scaled_to_cover_the_video_and_its_centre_kept(tier3):
     """What SVD receives from a text prompt: the 1 MP keyframe fitted the way a caller's image
     is."""
-    req = request(width=96, height=64)  # 3:2: SDXL's 1216×832 bucket (608×416 here)
+    req = request(width=96, height=64)  # 3:2: SDXL's 1216×832 bucket (608×416 for the tiny model)
     keyframe = tier3.render_keyframe(req, quiet_progress(tier3, req))
     assert keyframe.size == (608, 416)
     seen = []

@@ -1,6 +1,6 @@
 """The tier interface and its loader (pipelines/tiers.py) on the tiny weights, as setup() builds
 them: every tier of TIERS, each speaking `Tier`, and each reporting exactly the progress it
-announces. Progress counts past its total, so a stage that over-counts fails here just as one
+announces. Progress counts past its total, so a stage that over-counts fails these tests just as one
 that under-counts does (the bar a client reads stops at 100 % either way)."""
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ REQUESTS = {
     ),
     "tier 3 from an image": dict(
         SMALL, tier=3, width=128, num_inference_steps=2, image=png_data_uri()
+    ),
+    "tier 4 from text": dict(SMALL, tier=4, num_frames=9, num_inference_steps=2),
+    "tier 4 from an image": dict(
+        SMALL, tier=4, num_frames=9, num_inference_steps=2, image=png_data_uri()
     ),
 }
 

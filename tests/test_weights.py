@@ -14,8 +14,8 @@ import pytest
 
 import predict
 from pipelines.inputs import TIERS
+from scripts.cog_server import CogServer
 from tests.support import REPO
-from tests.support.cog_server import CogServer
 from weights import WEIGHT_SETS, WEIGHT_TIERS, WeightsError, require_weights
 from weights_lock import LOCK_FILE, VERIFIED_CACHE, verify_weights
 
@@ -24,7 +24,8 @@ from weights_lock import LOCK_FILE, VERIFIED_CACHE, verify_weights
 def weights_copy(tiny_weights_dir, tmp_path):
     copy = tmp_path / "weights"
     shutil.copytree(tiny_weights_dir, copy)
-    # Start unverified: the session's servers may have cached hashes, and copytree keeps mtimes.
+    # Start unverified: servers started earlier in the run may have cached hashes, and copytree
+    # keeps mtimes.
     (copy / VERIFIED_CACHE).unlink(missing_ok=True)
     return copy
 

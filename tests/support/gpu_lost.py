@@ -3,7 +3,7 @@
 RunnerWithALostGpu: what healthcheck() meets once a fatal CUDA error (an illegal memory access, an
 Xid) has broken the context and every CUDA call fails. The models load as usual; then the device
 becomes one no CUDA call can reach on any machine (an ordinal past the last GPU, or no driver at
-all), so the same check fails the same way here and on a GPU box.
+all), so the same check fails the same way on a CPU-only machine and on a GPU box.
 
 RunnerWithAHungGpu: a GPU whose sync never returns; its health check does not either.
 """

@@ -1,4 +1,4 @@
-"""A storyboard shot (issue #13): 96 frames, three segments; and what diffusers' stock
+"""A storyboard shot (docs/LONG_SHOTS.md): 96 frames, three segments; and what diffusers' stock
 AnimateDiffPipeline makes of it with FreeNoise. Small and one step, to stay cheap."""
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Our frames against stock diffusers', with a failure that says where they part.
 
-A bare "arrays are not equal" leaves the reader to bisect the pipeline by hand. Here a failure says
-how much differs and in which frames, then checks the suspects the test names (a stage: does our
-decoding of stock's latents give stock's frames; an input: do ours equal stock's with that input
-left out) and says which account for the difference. Suspects run only when the frames differ, so
-a passing test pays nothing for them.
+A bare "arrays are not equal" leaves the reader to bisect the pipeline by hand. A failure from
+these helpers says how much differs and in which frames, then checks the suspects the test names
+(a stage: does our decoding of stock's latents give stock's frames; an input: do ours equal
+stock's with that input left out) and says which account for the difference. Suspects run only
+when the frames differ, so a passing test pays nothing for them.
 """
 
 from __future__ import annotations

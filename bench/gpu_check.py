@@ -1,0 +1,286 @@
+"""The GPU checks that go through Cog's server, on the full-size weights the benchmark wrote, in
+float16 (the default on a GPU). bench/gpu_check.sh runs it after the benchmark.
+
+    python -m bench.gpu_check --weights-dir .cache/full-size-weights --out bench/reports
+    python -m bench.gpu_check --smoke --out /tmp/check  # CPU, tiny weights: the harness only (CI)
+
+1. Setup: seconds to READY, and the GPU memory the worker holds once every tier is resident.
+2. A short soak: ten predictions of both tiers at small sizes, the worker's GPU memory after each.
+3. A real CUDA out-of-memory: a tier-2 prediction at the defaults; then this process takes all the
+   free GPU memory but OOM_MARGIN_GIB (a smaller or shared card), and an oversized request (tier 2,
+   32 frames at 1024×1024) must fail with the model's out-of-memory message, the server must stay
+   READY, and the default prediction must succeed again.
+4. float16 frames: every prediction that succeeded passed the finite check before encoding
+   (pipelines/video.py); the default prediction's video is decoded and its frames' spread reported.
+
+Writes OUT/gpu_check.json and OUT/gpu_check.md (with date and machine) and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scripts import REPO
+from scripts.cog_server import CogServer, decode_data_uri
+
+GIB = 2**30
+PROMPT = "a red fox running through fresh snow at sunrise, cinematic"
+# The largest tier-2 request the inputs allow: eight times the default's pixels per step. Two steps,
+# so that a card on which it does fit does not spend minutes on it.
+OVERSIZED = dict(tier=2, width=1024, height=1024, num_frames=32, num_inference_steps=2)
+OOM_MARGIN_GIB = 1.0
+PLANS = {
+    "gpu": dict(
+        soak=[
+            dict(tier=2, width=256, height=256, num_frames=8, num_inference_steps=10),
+            dict(tier=3, width=512, height=288, num_frames=8, num_inference_steps=10),
+        ]
+        * 5,
+        default=dict(tier=2),
+    ),  # tier 2's defaults: 16 frames 512×512, 25 steps
+    # Tiny weights on a CPU: every request of the GPU plan's kinds, at sizes that take a second.
+    "smoke": dict(
+        soak=[
+            dict(tier=2, width=64, height=64, num_frames=8, num_inference_steps=2),
+            dict(tier=3, width=128, height=64, num_frames=8, num_inference_steps=2),
+        ],
+        default=dict(tier=2, width=64, height=64, num_frames=8, num_inference_steps=2),
+    ),
+}
+
+
+def gpu_used_gib() -> float | None:
+    """Memory in use on the whole GPU (every process), as the driver counts it; None on a CPU."""
+    if not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info()
+    return (total - free) / GIB
+
+
+def worker_gpu_gib(baseline: float | None) -> float | None:
+    used = gpu_used_gib()
+    return None if used is None else used - baseline
+
+
+def frame_spread(video: bytes) -> float:
+    """The smallest per-frame standard deviation of an mp4's pixels (0-255): 0 is a flat frame."""
+    import imageio_ffmpeg
+
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as handle:
+        handle.write(video)
+        handle.flush()
+        reader = imageio_ffmpeg.read_frames(handle.name)
+        width, height = next(reader)["size"]
+        return min(
+            float(np.frombuffer(frame, np.uint8).reshape(height, width, 3).std())
+            for frame in reader
+        )
+
+
+def predict(server: CogServer, inputs: dict) -> dict:
+    started = time.monotonic()
+    result = server.predict({"prompt": PROMPT, "seed": 1234, **inputs}, timeout=600)
+    return dict(
+        status=result["status"],
+        error=result.get("error"),
+        seconds=time.monotonic() - started,
+        output=result.get("output"),
+    )
+
+
+def health_after(server: CogServer) -> str:
+    """READY once Cog has freed the slot, else the status it stays in (UNHEALTHY, DEFUNCT, ...)."""
+    try:
+        return server.wait_until_ready(timeout=30)["status"]
+    except (TimeoutError, RuntimeError):
+        return server.health()["status"]
+
+
+def check(weights_dir: Path, log: Path, plan: dict) -> dict:
+    baseline = gpu_used_gib()  # this process's own CUDA context, before the server starts
+    server = CogServer(weights_dir, log)
+    results: dict = {}
+    try:
+        started = time.monotonic()
+        server.wait_until_ready(timeout=600)
+        results["setup_seconds"] = time.monotonic() - started
+        results["worker_gpu_after_setup_gib"] = worker_gpu_gib(baseline)
+
+        soak = []
+        for inputs in plan["soak"]:
+            outcome = predict(server, inputs)
+            soak.append(
+                dict(
+                    tier=inputs["tier"],
+                    status=outcome["status"],
+                    seconds=outcome["seconds"],
+                    worker_gpu_gib=worker_gpu_gib(baseline),
+                    error=outcome["error"],
+                )
+            )
+        results["soak"] = soak
+
+        default = predict(server, plan["default"])
+        results["default_tier2"] = dict(
+            request=plan["default"],
+            status=default["status"],
+            seconds=default["seconds"],
+            error=default["error"],
+            worker_gpu_gib=worker_gpu_gib(baseline),
+        )
+        if default["status"] == "succeeded":
+            results["default_tier2"]["min_frame_spread"] = frame_spread(
+                decode_data_uri(default["output"])[1]
+            )
+        if torch.cuda.is_available():
+            results["out_of_memory"] = out_of_memory(server, plan["default"])
+        return results
+    finally:
+        server.stop()
+
+
+def out_of_memory(server: CogServer, default: dict) -> dict:
+    """Leave the worker only OOM_MARGIN_GIB beyond what it holds now (its weights and the cache the
+    default prediction left): the oversized request cannot fit, the default one can."""
+    free, _ = torch.cuda.mem_get_info()
+    hog = torch.empty(int(free - OOM_MARGIN_GIB * GIB), dtype=torch.uint8, device="cuda")
+    try:
+        oversized = predict(server, OVERSIZED)
+        ready_after = health_after(server)
+        again = (
+            predict(server, default)
+            if ready_after == "READY"
+            else dict(status="not run", error="the server was not READY", seconds=0.0)
+        )
+    finally:
+        del hog
+        torch.cuda.empty_cache()
+    return dict(
+        oversized_status=oversized["status"],
+        oversized_error=oversized["error"],
+        oversized_seconds=oversized["seconds"],
+        health_after=ready_after,
+        default_after_status=again["status"],
+        default_after_error=again["error"],
+        default_after_seconds=again["seconds"],
+    )
+
+
+def gib(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def summary_lines(results: dict) -> list[str]:
+    soak, default = results["soak"], results["default_tier2"]
+    lines = [
+        f"- setup to READY: {results['setup_seconds']:.1f} s; worker GPU memory after setup: "
+        f"{gib(results['worker_gpu_after_setup_gib'])} GiB",
+        f"- soak ({len(soak)} predictions, both tiers, small sizes): "
+        f"{sum(row['status'] == 'succeeded' for row in soak)} succeeded; "
+        "worker GPU memory after each: "
+        + ", ".join(gib(row["worker_gpu_gib"]) for row in soak)
+        + " GiB",
+        "- tier 2 ("
+        f"{'its defaults' if default['request'] == dict(tier=2) else default['request']}) "
+        f"through the server: {default['status']} in {default['seconds']:.1f} s, "
+        f"worker GPU memory after: {gib(default['worker_gpu_gib'])} GiB, "
+        f"smallest per-frame pixel spread {default.get('min_frame_spread', float('nan')):.1f} "
+        "(0 = a flat frame; NaN frames fail before encoding)",
+    ]
+    oom = results.get("out_of_memory")
+    if oom is None:
+        return [*lines, "- out of memory: not tried (no GPU)"]
+    expected = "out of GPU memory at 32 frames 1024×1024 (tier 2)"
+    as_expected = (
+        oom["oversized_status"] == "failed"
+        and expected in (oom["oversized_error"] or "")
+        and oom["health_after"] == "READY"
+        and oom["default_after_status"] == "succeeded"
+    )
+    return [
+        *lines,
+        f"- out of memory ({'as expected' if as_expected else 'NOT as expected'}): "
+        f"oversized request {oom['oversized_status']} "
+        f"({(oom['oversized_error'] or '')[-160:]}) in {oom['oversized_seconds']:.1f} s; "
+        f"health then {oom['health_after']}; the default prediction again: "
+        f"{oom['default_after_status']} in {oom['default_after_seconds']:.1f} s",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        help="default: .cache/full-size-weights (the benchmark's); "
+        "with --smoke, tiny weights to use instead of writing new ones",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for gpu_check.json and gpu_check.md"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="CPU, tiny weights, tiny sizes: the harness only"
+    )
+    args = parser.parse_args()
+    scratch = tempfile.TemporaryDirectory(
+        prefix="gpu-check-weights-"
+    )  # the smoke run's tiny weights
+    if args.smoke:
+        from scripts.make_tiny_weights import make_tiny_weights
+
+        weights_dir = args.weights_dir or Path(scratch.name)
+        if args.weights_dir is None:
+            make_tiny_weights(weights_dir)
+    else:
+        if not torch.cuda.is_available():
+            sys.exit("gpu_check.py needs a CUDA GPU; use --smoke on a CPU.")
+        weights_dir = args.weights_dir or REPO / ".cache" / "full-size-weights"
+        if not (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").is_file():
+            sys.exit(
+                f"No full-size weights in {weights_dir}: run bench/benchmark.py first "
+                "(it writes them)."
+            )
+    with scratch:
+        results = check(
+            weights_dir,
+            Path(tempfile.gettempdir()) / "gpu-check-server.log",
+            PLANS["smoke" if args.smoke else "gpu"],
+        )
+    where = (
+        torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
+    )
+    results.update(
+        date=datetime.date.today().isoformat(),
+        smoke=args.smoke,
+        machine=f"{where}, torch {torch.__version__}, CUDA {torch.version.cuda}, {platform.node()}",
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu_check.json").write_text(json.dumps(results, indent=1))
+    lines = [
+        f"# GPU check, {results['date']}: {results['machine']}",
+        "",
+        "CPU smoke run on tiny random weights: checks the harness, says nothing about a GPU."
+        if args.smoke
+        else (
+            "Through Cog's server on the full-size random weights, float16 "
+            "(`bash bench/gpu_check.sh`)."
+        ),
+        "",
+        *summary_lines(results),
+    ]
+    (args.out / "gpu_check.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
