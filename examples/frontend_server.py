@@ -50,9 +50,11 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 WEBHOOK_PATH = "/replicate-webhook"
 # Tier 1 is a hosted API the frontend calls itself; when it fails, this server takes over. Cheapest
 # and quickest first, so a failure costs least and the user waits least: tier 2 (AnimateDiff,
-# 512×512) before tier 3 (SDXL keyframe + SVD, 1024×576; several times tier 2's FLOPs per video,
-# bench/reports/COST.md). A shot that started on tier 3 falls back to tier 2.
-FALLBACK_ORDER = (2, 3)
+# 512×512) before tier 3 (SDXL keyframe + SVD, 1024×576; several times tier 2's FLOPs per video),
+# and tier 4 (Wan 2.2, 720p at 24 fps; over ten times tier 3's) last (bench/reports/COST.md). A
+# shot started on a heavier tier falls back to the lighter ones. A container that loads only some
+# tiers (LOADED_TIERS) refuses the others as a bad input: list only the tiers it loads here.
+FALLBACK_ORDER = (2, 3, 4)
 
 # What the web app does next with a shot (Step.action).
 WAIT, SHOW_VIDEO, SHOW_ERROR, FALL_BACK, CANCELED = (
@@ -182,18 +184,22 @@ def api_input_error(error: ReplicateError) -> str | None:
 @dataclass(frozen=True)
 class Shot:
     """What the screenwriter asked for, whatever the tier. Sizes, frame counts and fps are left to
-    each tier's defaults (512×512 16 frames, 1024×576 25 frames): the models were trained there."""
+    each tier's defaults (512×512 16 frames, 1024×576 25 frames, 1280×704 121 frames): the models
+    were trained there."""
 
     prompt: str = ""
     negative_prompt: str = ""
     seed: int | None = None  # the same seed on every tier, so a shot can be reproduced
-    image: str | None = None  # a first frame to animate (http(s) URL or data URI): tier 3 only
+    image: str | None = None  # a first frame to animate (http(s) URL or data URI): tiers 3, 4
     output_format: str = "mp4"
 
 
 def can_render(tier: int, shot: Shot) -> bool:
     # AnimateDiff (tier 2) is text-only: it would ignore a first frame, so such a shot skips it.
-    return tier == 3 or (shot.image is None and bool(shot.prompt.strip()))
+    # Tier 4 needs a prompt or an image; tier 3 is left to say what is missing from an empty shot.
+    if tier == 2:
+        return shot.image is None and bool(shot.prompt.strip())
+    return tier == 3 or shot.image is not None or bool(shot.prompt.strip())
 
 
 def next_tier(shot: Shot, tried: tuple[int, ...]) -> int | None:
@@ -211,7 +217,7 @@ def inputs_for_tier(shot: Shot, tier: int) -> dict[str, Any]:
     )
     if shot.seed is not None:
         inputs["seed"] = shot.seed
-    if tier == 3 and shot.image:
+    if tier in (3, 4) and shot.image:
         inputs["image"] = shot.image
     return inputs
 

@@ -489,8 +489,8 @@ def resolve_request(raw: dict[str, Any]) -> VideoRequest:
 
 
 def _check_draft_fits(tier: int, draft: bool, camera_motion: str) -> None:
-    """Draft mode exists for tier 2 only (README "Drafts and camera moves" says why not tier 3),
-    and the camera-move LoRAs fit only its motion module (they were trained on AnimateDiff v2's,
+    """Draft mode exists for tiers 2 and 4 (docs/DRAFTS.md says why not tier 3), and the
+    camera-move LoRAs fit only tier 2's motion module (they were trained on AnimateDiff v2's,
     from which AnimateDiff-Lightning was distilled; v3's is another network)."""
     if camera_motion != NO_CAMERA_MOTION and not (draft and tier == 2):
         where = f"tier {tier}" if tier != 2 else "draft=false"

@@ -1,4 +1,4 @@
-"""The main job: start Cog's real server, send a tier-2 and a tier-3 prediction, write the videos.
+"""The main job: start Cog's real server, send one prediction per tier (2, 3, 4), write the videos.
 
     bash scripts/demo.sh [--prompt "..."]
 
@@ -26,6 +26,7 @@ TINY_WEIGHTS_DIR = REPO / ".cache" / "tiny-weights"
 TINY_SETTINGS = {
     2: dict(width=128, height=128, num_frames=16, num_inference_steps=4),
     3: dict(width=256, height=144, num_frames=25, num_inference_steps=4),
+    4: dict(width=256, height=160, num_frames=25, num_inference_steps=4),  # multiples of 32, 4k+1
 }
 
 

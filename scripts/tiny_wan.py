@@ -86,47 +86,47 @@ def _seeded(build, seed=SEED):
     return build()
 
 
+# The tiny Wan 2.2 TI2V components diffusers' own tests build (16× spatial, 4× temporal, z 48).
+TRANSFORMER_CONFIG = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=12,
+    in_channels=48,
+    out_channels=48,
+    text_dim=TEXT_HIDDEN,
+    freq_dim=32,
+    ffn_dim=32,
+    num_layers=2,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    rope_max_seq_len=32,
+)
+VAE_CONFIG = dict(
+    base_dim=3,
+    z_dim=48,
+    in_channels=12,
+    out_channels=12,
+    is_residual=True,
+    patch_size=2,
+    dim_mult=[1, 1, 1, 1],
+    num_res_blocks=1,
+    scale_factor_spatial=16,
+    scale_factor_temporal=4,
+    temperal_downsample=[False, True, True],
+)
+
+
 def tiny_transformer(seed=SEED):
     from diffusers import WanTransformer3DModel
 
-    return _seeded(
-        lambda: WanTransformer3DModel(
-            patch_size=(1, 2, 2),
-            num_attention_heads=2,
-            attention_head_dim=12,
-            in_channels=48,
-            out_channels=48,
-            text_dim=TEXT_HIDDEN,
-            freq_dim=32,
-            ffn_dim=32,
-            num_layers=2,
-            cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads",
-            rope_max_seq_len=32,
-        ),
-        seed,
-    )
+    return _seeded(lambda: WanTransformer3DModel(**TRANSFORMER_CONFIG), seed)
 
 
 def tiny_vae():
     from diffusers import AutoencoderKLWan
 
     return _seeded(
-        lambda: AutoencoderKLWan(
-            base_dim=3,
-            z_dim=48,
-            in_channels=12,
-            out_channels=12,
-            is_residual=True,
-            patch_size=2,
-            dim_mult=[1, 1, 1, 1],
-            num_res_blocks=1,
-            scale_factor_spatial=16,
-            scale_factor_temporal=4,
-            temperal_downsample=[False, True, True],
-            latents_mean=LATENT_MEAN,
-            latents_std=LATENT_STD,
-        )
+        lambda: AutoencoderKLWan(**VAE_CONFIG, latents_mean=LATENT_MEAN, latents_std=LATENT_STD)
     )
 
 

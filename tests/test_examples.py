@@ -362,8 +362,11 @@ def test_the_inputs_cogs_own_checks_refuse_are_named():
         (TEXT_SHOT, (2,), 3),  # tier 2 failed: the heavier tier 3
         (TEXT_SHOT, (1, 2), 3),  # after the frontend's tier 1 and tier 2
         (TEXT_SHOT, (3,), 2),  # asked for tier 3 first: the lighter tier 2
-        (TEXT_SHOT, (2, 3), None),  # nothing left
-        (IMAGE_SHOT, (3,), None),  # tier 2 cannot animate a given first frame
+        (TEXT_SHOT, (2, 3), 4),  # the heaviest, last
+        (TEXT_SHOT, (4,), 2),  # asked for tier 4 first: the lightest next
+        (TEXT_SHOT, (2, 3, 4), None),  # nothing left
+        (IMAGE_SHOT, (3,), 4),  # tier 2 cannot animate a given first frame; Wan can
+        (IMAGE_SHOT, (3, 4), None),
     ],
 )
 def test_a_failure_falls_back_to_the_next_tier_that_can_render_the_shot(shot, tried, expected):
@@ -393,6 +396,7 @@ def test_each_tier_gets_only_inputs_it_takes():
         seed=7,
         image="https://example.com/storyboard/12.png",
     )
+    assert inputs_for_tier(IMAGE_SHOT, 4)["image"] == IMAGE_SHOT.image
     assert "image" not in inputs_for_tier(IMAGE_SHOT, 2)
     assert "seed" not in inputs_for_tier(Shot(prompt="p"), 2)  # the model draws and logs one
 

@@ -299,7 +299,21 @@ def test_cancel_in_any_stage_propagates_leaves_nothing_and_pipelines_unchanged(
     assert fails_cleanly(runner, inputs, cancel, stage, after, CancelationException) is cancel
 
 
-@pytest.mark.parametrize("inputs, stage, after", STAGES, ids=STAGE_IDS)
+# An error takes a cancel's way out of run(), which every stage above shows; in the GPU stages
+# out-of-memory (a RuntimeError, below) shows an error's own handling. What is left: an error in
+# the stages without a GPU, and one in a GPU stage that is not out-of-memory, passed on unchanged.
+ERROR_STAGES = [
+    (case, case_id)
+    for case, case_id in zip(STAGES, STAGE_IDS)
+    if case[1] in ("encoding", "interpolating") or case_id == "tier2-denoising"
+]
+
+
+@pytest.mark.parametrize(
+    "inputs, stage, after",
+    [case for case, _ in ERROR_STAGES],
+    ids=[case_id for _, case_id in ERROR_STAGES],
+)
 def test_an_error_in_any_stage_fails_cleanly(runner, inputs, stage, after):
     error = fails_cleanly(runner, inputs, RuntimeError("disk full"), stage, after, RuntimeError)
     assert str(error) == "disk full"

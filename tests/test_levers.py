@@ -26,8 +26,9 @@ from tests.support.video_facts import read_video
 # in another order, so frames in [0, 1] move by rounding (about 1e-6), never by more than this.
 TOLERANCE = 1e-3
 # Tier 3 hands SDXL's keyframe to SVD as an 8-bit image: a rounding-sized change can flip one of
-# its levels (1/255), and SVD carries that into the clip. Two levels at most.
-TIER_TOLERANCE = {2: TOLERANCE, 3: 2 / 255, 4: TOLERANCE}
+# its levels (1/255), and SVD carries that into the clip: seen to move a clip's pixel by up to 2.05
+# levels (with one OpenMP thread), so three at most.
+TIER_TOLERANCE = {2: TOLERANCE, 3: 3 / 255, 4: TOLERANCE}
 REQUESTS = {
     2: dict(tier=2, prompt="a red tram", width=64, height=64, num_frames=8, num_inference_steps=2),
     3: dict(tier=3, prompt="a red tram", width=64, height=64, num_frames=8, num_inference_steps=2),

@@ -22,22 +22,24 @@ QUICK = dict(
 )
 
 
-def extra_arenas(pid: int) -> int:
-    """The arenas beyond the main one in a running process, counted from its memory map."""
+def arena_heaps(pid: int) -> list[str]:
+    """The heaps of the arenas beyond the main one in a running process, read from its memory
+    map, each as "start-end permissions"."""
     regions = []  # (start, end, permissions) of each anonymous mapping, in address order
     for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
         fields = line.split()
         if len(fields) == 5:  # no path: not a file, nor [heap] or [stack]
             start, end = (int(address, 16) for address in fields[0].split("-"))
             regions.append((start, end, fields[1]))
-    heaps = 0
+    heaps = []
     for index, (start, end, permissions) in enumerate(regions):
         if start % HEAP_MAX_SIZE or not permissions.startswith("rw"):
             continue
         following = regions[index + 1] if index + 1 < len(regions) else None
         if following and following[0] == end and following[2].startswith("---"):
             end = following[1]  # the reserved rest of the heap
-        heaps += end - start == HEAP_MAX_SIZE
+        if end - start == HEAP_MAX_SIZE:
+            heaps.append(f"{start:x}-{end:x} {permissions}")
     return heaps
 
 
@@ -52,7 +54,7 @@ def worker_after_predictions(cog: CogServer) -> tuple[str | None, int]:
         (entry.partition("=")[2] for entry in environment if entry.startswith("MALLOC_ARENA_MAX=")),
         None,
     )
-    return setting, extra_arenas(worker)
+    return setting, arena_heaps(worker)
 
 
 def test_the_image_keeps_every_thread_of_the_worker_in_one_arena(server):
@@ -65,18 +67,19 @@ def test_the_image_keeps_every_thread_of_the_worker_in_one_arena(server):
         isinstance(entry, str) and "=" in entry and entry.split("=", 1)[0] for entry in entries
     )
     assert image_environment()["MALLOC_ARENA_MAX"] == "1"
-    setting, arenas = worker_after_predictions(server)
+    setting, heaps = worker_after_predictions(server)
     assert setting == "1"  # Cog's server hands it on to the worker
-    assert arenas == 0  # the main arena alone
+    assert heaps == [], f"heaps beyond the main arena's: {heaps}"  # the main arena alone
 
 
 def test_without_the_limit_the_worker_grows_arenas_of_its_own(tiny_weights_dir, tmp_path):
     # glibc's own limit, 8 per core: what the worker would have without the image's setting.
-    unlimited = {"MALLOC_ARENA_MAX": str(8 * os.cpu_count())}
+    # Tiers 2 and 3 alone: the predictions it sends.
+    unlimited = {"MALLOC_ARENA_MAX": str(8 * os.cpu_count()), "LOADED_TIERS": "2,3"}
     cog = CogServer(tiny_weights_dir, tmp_path / "server.log", extra_env=unlimited)
     try:
         cog.wait_until_ready()
-        _, arenas = worker_after_predictions(cog)
+        _, heaps = worker_after_predictions(cog)
     finally:
         cog.stop()
-    assert arenas >= 2  # what the image's setting prevents, and proof the count sees arenas
+    assert len(heaps) >= 2  # what the image's setting prevents, and proof the count sees arenas

@@ -13,37 +13,12 @@ import torch
 
 from bench import cost
 from pipelines.common import Device
-from scripts import REPO
+from scripts import REPO, tiny_wan
 
-# The tiny Wan 2.2 TI2V components diffusers' tests build (16× spatial, 4× temporal, z 48).
+# The tiny Wan 2.2 TI2V components the tiny weights hold (scripts/tiny_wan.py).
 TINY = {
-    "transformer": dict(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=48,
-        out_channels=48,
-        text_dim=32,
-        freq_dim=32,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-    ),
-    "vae": dict(
-        base_dim=3,
-        z_dim=48,
-        in_channels=12,
-        out_channels=12,
-        is_residual=True,
-        patch_size=2,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        scale_factor_spatial=16,
-        scale_factor_temporal=4,
-        temperal_downsample=[False, True, True],
-    ),
+    "transformer": tiny_wan.TRANSFORMER_CONFIG,
+    "vae": tiny_wan.VAE_CONFIG,
     "text_encoder": dict(d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, vocab_size=1000),
 }
 SMALL = cost.Tier4Settings(
