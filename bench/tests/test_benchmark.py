@@ -32,6 +32,7 @@ def test_smoke_benchmark_times_both_variants_counts_flops_and_compares_frames(tm
     for tier, stages in (
         ("2", {"denoising", "decoding", "encoding"}),
         ("3", {"keyframe", "animating", "decoding", "encoding"}),
+        ("4", {"denoising", "decoding", "encoding"}),
     ):
         row = results["tiers"][tier]
         assert row["stock_seconds"] > 0 and row["ours_seconds"] > 0
@@ -45,7 +46,7 @@ def test_smoke_benchmark_times_both_variants_counts_flops_and_compares_frames(tm
         )
         assert row["frames_finite"] is True and row["min_frame_std"] > 0
     table = (tmp_path / "benchmark.md").read_text()
-    assert "CPU smoke run" in table and table.count("\n| ") == 3  # header + two tiers
+    assert "CPU smoke run" in table and table.count("\n| ") == 1 + len(TIERS)  # header + tiers
 
 
 def test_full_size_models_are_built_from_their_configs():
