@@ -298,6 +298,17 @@ class Runner(BaseRunner):
                 f"{','.join(map(str, self.loaded_tiers))}); use one of the loaded tiers: "
                 f"{', '.join(map(str, self.loaded_tiers))}"
             )
+        try:
+            return self._render(request, path)
+        except torch.OutOfMemoryError as error:
+            # Wherever it struck (the translator, a tier, the safety checker, playback, encoding):
+            # one failure that names the request's size; run() frees the memory for the next one.
+            raise GenerationError(
+                f"out of GPU memory at {request.num_frames} frames {request.width}×{request.height} "
+                f"(tier {request.tier}): lower num_frames or the size"
+            ) from error
+
+    def _render(self, request: VideoRequest, path: LocalPath) -> LocalPath:
         # The text the models read: English, with Thai parts translated (or a refusal).
         request = self.translator.prepare(request)
         tier = self.tiers[request.tier]
@@ -307,14 +318,8 @@ class Runner(BaseRunner):
             print("Safety checker: off (disable_safety_checker=true).", flush=True)
         # A start frame (tiers 3 and 4) is checked before it is animated.
         check_start_frame = self.safety_checker.check_start_frame if checking else None
-        try:
-            frames = to_uint8(tier.generate(request, progress, check_start_frame))
-            self.compile_cache.save_new()
-        except torch.OutOfMemoryError as error:
-            raise GenerationError(
-                f"out of GPU memory at {request.num_frames} frames {request.width}×{request.height} "
-                f"(tier {request.tier}): lower num_frames or the size"
-            ) from error
+        frames = to_uint8(tier.generate(request, progress, check_start_frame))
+        self.compile_cache.save_new()
         if checking:
             self.safety_checker.check_frames(frames)  # before anything is encoded or interpolated
         # Film-rate playback: the frames between are made as the encoder takes them (one progress

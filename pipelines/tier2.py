@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter, UNetMotionModel
+from diffusers.models.attention import FreeNoiseTransformerBlock
 from transformers import CLIPTokenizer
 
 from pipelines.common import Device, decode_in_chunks, log_prompt_truncation, seeded_generator
@@ -139,6 +140,8 @@ class TextToVideo:
     def __init__(self, pipeline: AnimateDiffPipeline, draft: DraftMode):
         self.pipeline = pipeline
         self.draft = draft
+        # Built once, here: a long shot swaps them in, never builds them on the device anew.
+        self.free_noise_blocks = build_free_noise_blocks(pipeline)
 
     @classmethod
     def load(cls, weights_dir: Path, device: Device) -> TextToVideo:
@@ -207,14 +210,18 @@ class TextToVideo:
         """FreeNoise, with split inference, on the shared pipeline for one request, and the pipeline
         exactly as it was afterwards, whatever happens (a cancel or an error included). Both
         replace modules of the UNet in place: FreeNoise swaps each motion-module transformer block
-        for a FreeNoise one holding the same weights, split inference wraps modules. Every module
-        in place before is recorded here and put back, rather than undone through diffusers:
-        `disable_free_noise` would build the blocks anew, and in diffusers 0.42.1 fails on a UNet
-        with no motion modules in its mid block (AnimateDiff v3's); split inference has no undo."""
+        for a FreeNoise one holding the same weights (built once, by `build_free_noise_blocks`),
+        split inference wraps modules. Every module in place before is recorded here and put
+        back, rather than undone through diffusers: `disable_free_noise` would build blocks
+        anew, and in diffusers 0.42.1 fails on a UNet with no motion modules in its mid block
+        (AnimateDiff v3's); split inference has no undo."""
         pipeline = self.pipeline
         window, stride = free_noise_windows(num_frames)
         modules_in_place = _module_slots(pipeline.unet)
         try:
+            for parent, name, block in self.free_noise_blocks:
+                setattr(parent, name, block)
+            # On blocks that are FreeNoise's already, diffusers only sets the window and stride.
             pipeline.enable_free_noise(context_length=window, context_stride=stride)
             if SPLIT_INFERENCE is not None:
                 _enable_split_inference(pipeline, **SPLIT_INFERENCE)
@@ -235,6 +242,28 @@ class TextToVideo:
             frames_axis=2,
             chunk_frames=SD15_VAE_DECODE_FRAMES,
         )
+
+
+def build_free_noise_blocks(
+    pipeline: AnimateDiffPipeline,
+) -> list[tuple[torch.nn.Module, str, FreeNoiseTransformerBlock]]:
+    """(parent, name, block): the FreeNoise transformer block for each of the motion modules'
+    transformer blocks, as diffusers' `enable_free_noise` builds them, holding the very tensors of
+    the blocks they stand in for (no second copy of the weights); the UNet is left as it was."""
+    modules_in_place = _module_slots(pipeline.unet)
+    try:
+        pipeline.enable_free_noise()
+        built = []
+        for parent, name, child in modules_in_place:
+            block = getattr(parent, name)
+            if isinstance(block, FreeNoiseTransformerBlock) and block is not child:
+                block.load_state_dict(child.state_dict(), strict=True, assign=True)
+                built.append((parent, name, block))
+        return built
+    finally:
+        for parent, name, child in modules_in_place:
+            setattr(parent, name, child)
+        pipeline._free_noise_context_length = None  # how disable_free_noise turns it off
 
 
 def _module_slots(module: torch.nn.Module) -> list[tuple[torch.nn.Module, str, torch.nn.Module]]:

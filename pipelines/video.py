@@ -134,16 +134,23 @@ def _write_ffmpeg(frames, path, fps, on_frame, codec, output_params) -> None:
 
 
 def _write_gif(frames, path, fps, on_frame) -> None:
-    images = []
-    for frame in frames:
-        images.append(Image.fromarray(frame))
-        on_frame()
+    """Pillow takes the frames one at a time as it converts each to a 256-colour palette frame (1
+    byte a pixel), which it keeps until the file is written: a gif holds a third of its frames'
+    RGB size, and of the RGB frames only the first and the one arriving (tests/test_video.py)."""
+
+    def images():
+        for frame in frames:
+            yield Image.fromarray(frame)
+            on_frame()
+
+    sequence = images()
+    first = next(sequence)
     # GIF stores frame durations in hundredths of a second, so fps is kept to that precision.
-    images[0].save(
+    first.save(
         path,
         format="GIF",
         save_all=True,
-        append_images=images[1:],
+        append_images=sequence,
         duration=round(1000 / fps),
         loop=0,
     )

@@ -299,9 +299,9 @@ def test_cancel_in_any_stage_propagates_leaves_nothing_and_pipelines_unchanged(
     assert fails_cleanly(runner, inputs, cancel, stage, after, CancelationException) is cancel
 
 
-# An error takes a cancel's way out of run(), which every stage above shows; in the GPU stages
-# out-of-memory (a RuntimeError, below) shows an error's own handling. What is left: an error in
-# the stages without a GPU, and one in a GPU stage that is not out-of-memory, passed on unchanged.
+# An error takes a cancel's way out of run(), which every stage above shows, and out-of-memory (a
+# RuntimeError, below) shows an error's own handling in every stage. What is left: that any other
+# error is passed on unchanged, in the stages without a GPU and in one with.
 ERROR_STAGES = [
     (case, case_id)
     for case, case_id in zip(STAGES, STAGE_IDS)
@@ -328,23 +328,13 @@ def test_a_cancel_in_the_translation_or_the_safety_check_fails_cleanly(runner, s
     )
 
 
-GPU_STAGES = [
-    (inputs, stage, after)
-    for inputs, stage, after in STAGES
-    if stage not in ("encoding", "interpolating")
-]
+# Every stage of both tiers, and our own steps outside the progress bar (the translator and the
+# safety checker run on the GPU too): out of memory anywhere is the same failure.
+OUT_OF_MEMORY_CASES = [*STAGES, *((inputs, step, 1) for step, (_, _, inputs) in OWN_STEPS.items())]
 
 
-@pytest.mark.parametrize(
-    "inputs, stage, after",
-    GPU_STAGES,
-    ids=[
-        id_
-        for id_, (_, stage, _) in zip(STAGE_IDS, STAGES)
-        if stage not in ("encoding", "interpolating")
-    ],
-)
-def test_out_of_memory_in_any_gpu_stage_names_the_request_and_what_to_lower(
+@pytest.mark.parametrize("inputs, stage, after", OUT_OF_MEMORY_CASES, ids=[*STAGE_IDS, *OWN_STEPS])
+def test_out_of_memory_in_any_stage_names_the_request_and_what_to_lower(
     runner, inputs, stage, after
 ):
     out_of_memory = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")

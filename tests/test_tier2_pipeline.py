@@ -256,6 +256,40 @@ def test_free_noise_runs_only_past_32_frames_or_with_a_schedule_and_is_gone_afte
     assert not tier2.pipeline.free_noise_enabled
 
 
+def test_a_long_shot_builds_no_block_and_no_second_copy_of_the_weights(tier2, monkeypatch):
+    """FreeNoise's blocks are built once, when the tier is loaded, on the motion modules' own weight
+    tensors: a long shot swaps them in and builds none (diffusers' `enable_free_noise` builds one
+    per motion-module transformer block, each with weights of its own, whenever it is called)."""
+    built = []
+    build = FreeNoiseTransformerBlock.__init__
+
+    def counted(self, *args, **kwargs):
+        built.append(self)
+        build(self, *args, **kwargs)
+
+    monkeypatch.setattr(FreeNoiseTransformerBlock, "__init__", counted)
+    blocks = [
+        block
+        for module in tier2.pipeline.unet.modules()
+        if type(module).__name__ == "AnimateDiffTransformer3D"
+        for block in module.transformer_blocks
+    ]
+    TextToVideo(tier2.pipeline, tier2.draft)  # what loading the tier builds: the count sees it
+    assert len(built) == len(blocks) == len(tier2.free_noise_blocks) > 0
+    built.clear()
+
+    request = small_request(num_frames=34, num_inference_steps=1)
+    assert generate(tier2, request).shape == (34, 64, 64, 3)
+    generate(tier2, request)
+    assert built == []  # two long shots, no block built
+    for parent, name, free_noise_block in tier2.free_noise_blocks:
+        original = getattr(parent, name)  # back in place after the shots
+        assert original in blocks
+        shared = original.state_dict()
+        for key, tensor in free_noise_block.state_dict().items():
+            assert tensor.data_ptr() == shared[key].data_ptr(), key  # the very same weights
+
+
 def test_a_long_shot_leaves_the_next_short_clip_unchanged(tier2):
     before = generate(tier2, small_request(num_inference_steps=1))
     generate(tier2, small_request(num_frames=34, num_inference_steps=1))

@@ -66,6 +66,37 @@ def test_gif_has_every_frame_and_loops(tmp_path):
         assert gif.info["duration"] == 100  # ms per frame at 10 fps
 
 
+def test_a_gif_is_written_as_its_frames_arrive(tmp_path):
+    """Frames come one at a time (as film-rate playback makes them); while the gif is written, two
+    RGB frames at most are alive, however many were sent: the first (the image Pillow saves from)
+    and the one arriving (Pillow keeps each as a palette frame, a third of its size). The file is
+    byte for byte Pillow's from the whole list at once."""
+    import gc
+
+    from PIL import Image
+
+    frames = smooth_frames(num_frames=12)
+    alive = []
+
+    def arriving():
+        for frame in frames:
+            gc.collect()
+            rgb = [o for o in gc.get_objects() if isinstance(o, Image.Image) and o.mode == "RGB"]
+            alive.append(len(rgb))
+            del rgb
+            yield frame.copy()
+
+    path = write_video(arriving(), tmp_path / "clip.gif", fps=10, output_format="gif")
+    assert len(alive) == 12 and max(alive) <= 2, alive
+
+    images = [Image.fromarray(frame) for frame in frames]
+    reference = tmp_path / "reference.gif"
+    images[0].save(
+        reference, format="GIF", save_all=True, append_images=images[1:], duration=100, loop=0
+    )
+    assert path.read_bytes() == reference.read_bytes()
+
+
 def test_failed_encode_leaves_no_file(tmp_path):
     def fail_midway():
         raise RuntimeError("stop")
