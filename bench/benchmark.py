@@ -155,6 +155,20 @@ def build_full_size_set(name: str, device: Device, built: dict | None = None) ->
     }
 
 
+FULL_SIZE_MARKER = "FULL_SIZE_RANDOM_WEIGHTS"
+
+
+def ensure_full_size_weights(weights_dir: Path, device: Device) -> None:
+    """The full-size random weights in the production layout, written once: bench/lever_matrix.py
+    runs on the ones this program wrote."""
+    if (weights_dir / FULL_SIZE_MARKER).is_file():
+        return
+    write_weights(weights_dir, build_full_size_models(device))
+    write_lock(weights_dir)  # pinned like real weights, so setup's verification is measured too
+    (weights_dir / FULL_SIZE_MARKER).write_text("random weights, real architectures\n")
+    torch.cuda.empty_cache()
+
+
 def build_full_size_models(device: Device) -> dict:
     """Every model from its real config, random weights, in `device.dtype`; one CLIP ViT-L object
     serves SD 1.5 and SDXL, as setup() shares it."""
@@ -640,15 +654,7 @@ def main() -> None:
         if not device.is_gpu:
             sys.exit("The full benchmark needs a CUDA GPU; use --smoke on a CPU.")
         weights_dir = args.weights_dir
-        if not (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").is_file():
-            write_weights(weights_dir, build_full_size_models(device))
-            write_lock(
-                weights_dir
-            )  # pinned like real weights, so setup's verification is measured too
-            (weights_dir / "FULL_SIZE_RANDOM_WEIGHTS").write_text(
-                "random weights, real architectures\n"
-            )
-            torch.cuda.empty_cache()
+        ensure_full_size_weights(weights_dir, device)
     with scratch:
         results = benchmark(weights_dir, device, args.smoke, args.runs, args.warmups)
     write_results(args.out, results, device, args.smoke)
