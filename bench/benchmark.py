@@ -319,6 +319,13 @@ def stock_tier2(weights_dir: Path, device: Device):
         dtype=device.dtype,
     ).to(device.torch_device)
     pipeline.set_progress_bar_config(disable=True)
+    return stock_text_to_video(pipeline)
+
+
+def stock_text_to_video(pipeline, *also: str):
+    """A stock text-to-video pipeline called as its documentation does: the request's prompt,
+    frames, size, steps and guidance, the seed on a CPU generator, frames out as numpy; `also`
+    names further request fields it takes as they are (tier 4's negative_prompt)."""
 
     def run(request):
         return pipeline(
@@ -330,6 +337,7 @@ def stock_tier2(weights_dir: Path, device: Device):
             guidance_scale=request.guidance_scale,
             output_type="np",
             generator=torch.Generator("cpu").manual_seed(request.seed),
+            **{name: getattr(request, name) for name in also},
         ).frames[0]
 
     return run
@@ -391,21 +399,7 @@ def stock_tier4(weights_dir: Path, device: Device):
     pipeline = WanPipeline.from_pretrained(folder, vae=vae, dtype=device.dtype)
     pipeline = pipeline.to(device.torch_device)
     pipeline.set_progress_bar_config(disable=True)
-
-    def run(request):
-        return pipeline(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt,
-            height=request.height,
-            width=request.width,
-            num_frames=request.num_frames,
-            num_inference_steps=request.num_inference_steps,
-            guidance_scale=request.guidance_scale,
-            output_type="np",
-            generator=torch.Generator("cpu").manual_seed(request.seed),
-        ).frames[0]
-
-    return run
+    return stock_text_to_video(pipeline, "negative_prompt")
 
 
 def timed(function, device: Device):
