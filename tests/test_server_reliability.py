@@ -56,8 +56,9 @@ def test_busy_server_answers_at_capacity_and_cancel_ends_the_prediction(server, 
 # Inputs that keep each stage busy for a second or more on tiny weights, so the cancel lands in it.
 CANCEL_IN = {
     "tier2-denoising": ("denoising", LONG),
-    "tier2-decoding": ("decoding", dict(QUICK, width=512, height=512, num_frames=32)),
-    "tier2-encoding": ("encoding", dict(QUICK, width=512, height=512, num_frames=32)),
+    "tier2-decoding": ("decoding", dict(QUICK, width=256, height=256, num_frames=32)),
+    # The encoder's own process is what the cancel waits for (about 0.7 s of H.264 at this size).
+    "tier2-encoding": ("encoding", dict(QUICK, width=384, height=384, num_frames=32)),
     "tier3-keyframe": (
         "keyframe",
         dict(QUICK, tier=3, width=1024, height=576, num_inference_steps=100),
@@ -66,7 +67,7 @@ CANCEL_IN = {
         "animating",
         dict(QUICK, tier=3, width=128, height=64, num_frames=25, num_inference_steps=100),
     ),
-    "tier3-decoding": ("decoding", dict(QUICK, tier=3, width=512, height=256, num_frames=25)),
+    "tier3-decoding": ("decoding", dict(QUICK, tier=3, width=256, height=128, num_frames=25)),
     # A long shot: FreeNoise's windows over 96 frames, and film-rate playback (frames made between
     # the generated ones while the video is written).
     "tier2-long-denoising": ("denoising", dict(LONG, num_frames=96)),
