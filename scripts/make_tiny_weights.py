@@ -414,7 +414,9 @@ ENGLISH_TEXT = (
 TRANSLATOR_MAX_LENGTH = 12  # the real generation_config says 512; a tiny model has nothing to say
 
 
-def _train_sentencepiece(lines, vocab_size: int) -> bytes:
+def _train_sentencepiece(lines, vocab_size: int, **special_ids: int) -> bytes:
+    """A unigram SentencePiece model trained on `lines`; `special_ids` (pad_id=0, ...) set where
+    the real tokenizer puts its special pieces."""
     import io
 
     import sentencepiece
@@ -429,6 +431,7 @@ def _train_sentencepiece(lines, vocab_size: int) -> bytes:
         hard_vocab_limit=False,
         num_threads=1,
         minloglevel=2,
+        **special_ids,
     )
     return model.getvalue()
 

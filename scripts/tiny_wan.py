@@ -10,7 +10,6 @@ transformer and the text encoder are sharded under the real repository's file na
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -153,24 +152,15 @@ def write_tokenizer(folder: Path) -> int:
     import sentencepiece
     from transformers import T5Tokenizer
 
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(TOKENIZER_TEXT * 4),
-        model_writer=model,
-        vocab_size=TOKENIZER_VOCAB,
-        model_type="unigram",
-        character_coverage=1.0,
-        hard_vocab_limit=False,
-        num_threads=1,
-        minloglevel=2,
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
+    # Imported here: make_tiny_weights imports this module.
+    from scripts.make_tiny_weights import _train_sentencepiece
+
+    model = _train_sentencepiece(
+        TOKENIZER_TEXT * 4, TOKENIZER_VOCAB, pad_id=0, eos_id=1, unk_id=2, bos_id=-1
     )
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spiece.model").write_bytes(model.getvalue())
-    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+    (folder / "spiece.model").write_bytes(model)
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model)
     vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(len(processor))]
     tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=MAX_TOKENS)
     tokenizer.save_pretrained(folder)

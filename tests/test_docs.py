@@ -29,11 +29,14 @@ WRITTEN_BY_A_COMMAND = {
     "bench/reports/gpu_check.md",  # bash bench/gpu_check.sh
     "bench/reports/gpu_check.json",
 }
-# Words of the place a project was built in, not of the project: a clone has no such place.
+# Words of the place a project was built in, not of the project: a clone has no such place. One
+# letter of each is written as a class ([e]), so that this file, checked like every other, does
+# not say them itself.
 PLACE_WORDS = re.compile(
-    r"device tool|/work/|\.library/|no GPU (here|was lent|was available|has been available)"
-    r"|\blent\b|the issue asks|as the issue|issue #\d|\(#\d+\)|#\d+'s|\bthis session\b"
-    r"|\bsessions\b|shared/reference|shared/tools",
+    r"devic[e] tool|/wor[k]/|\.librar[y]/"
+    r"|no GP[U] (here|was l[e]nt|was available|has been available)"
+    r"|\bl[e]nt\b|the issu[e] asks|as the issu[e]|issu[e] #\d|\(#\d+\)|#\d+'s"
+    r"|\bthis sessio[n]\b|\bsessio[n]s\b|share[d]/reference|share[d]/tools",
     re.IGNORECASE,
 )
 
@@ -144,11 +147,10 @@ def test_every_cited_file_exists(page, path):
 
 
 def test_no_tracked_file_speaks_of_where_it_was_built():
-    this_file = Path(__file__).relative_to(REPO).as_posix()
     found = []
     for name in tracked_files():
         path = REPO / name
-        if name == this_file or not path.is_file():
+        if not path.is_file():
             continue
         try:
             text = path.read_text()
