@@ -10,24 +10,21 @@ import tarfile
 from pathlib import Path
 
 from weights import WEIGHT_TIERS, WeightsError, require_weights, required_files
-from weights_lock import LOCK_FILE, file_sha256, read_lock, save_lock, verify_weights
+from weights_lock import LOCK_FILE, files_sha256, read_lock, save_lock, verify_weights
 
 
 def write_lock(weights_dir: Path) -> Path:
     """Record size and sha256 of every required file present in `weights_dir`, keeping the Hub
     commit already recorded for a file whose content is unchanged."""
     previous = read_lock(weights_dir)
+    present = [name for name in required_files(None) if (weights_dir / name).is_file()]
+    digests = files_sha256([weights_dir / name for name in present])
     entries = {}
-    for name in required_files(None):
-        path = weights_dir / name
-        if path.is_file():
-            entry = {"size": path.stat().st_size, "sha256": file_sha256(path)}
-            if (
-                previous.get(name, {}).get("sha256") == entry["sha256"]
-                and "revision" in previous[name]
-            ):
-                entry["revision"] = previous[name]["revision"]
-            entries[name] = entry
+    for name, digest in zip(present, digests):
+        entry = {"size": (weights_dir / name).stat().st_size, "sha256": digest}
+        if previous.get(name, {}).get("sha256") == digest and "revision" in previous[name]:
+            entry["revision"] = previous[name]["revision"]
+        entries[name] = entry
     return save_lock(weights_dir, entries)
 
 

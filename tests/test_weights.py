@@ -139,6 +139,24 @@ def test_a_changed_byte_is_refused_by_setup_naming_the_file(weights_copy, monkey
     assert str(corrupt) in str(error.value)
 
 
+def test_files_hashed_side_by_side_name_the_first_that_differs(weights_copy):
+    """Setup hashes a tier's files in threads; the digests are each file's own, and of two
+    corrupt files the error names the one the manifest lists first, whichever finished first."""
+    from weights import required_files
+    from weights_lock import file_sha256, files_sha256
+
+    names = list(required_files(4))
+    paths = [weights_copy / name for name in names]
+    assert files_sha256(paths) == [file_sha256(path) for path in paths]
+    # Tier 4's model_index.json and its draft transformer's last shard.
+    first, later = (weights_copy / name for name in (names[0], names[-1]))
+    for path in (later, first):
+        flip_one_byte(path)
+    with pytest.raises(WeightsError, match="does not match its sha256") as error:
+        verify_weights(weights_copy, tier=4)
+    assert str(first) in str(error.value) and str(later) not in str(error.value)
+
+
 def test_a_truncated_file_is_refused_by_size(weights_copy):
     short = (
         WEIGHT_SETS["sd15"].path(weights_copy) / "vae" / "diffusion_pytorch_model.fp16.safetensors"
