@@ -5,13 +5,19 @@ float16 (the default on a GPU). bench/gpu_check.sh runs it after the benchmark.
     python -m bench.gpu_check --smoke --out /tmp/check  # CPU, tiny weights: the harness only (CI)
 
 1. Setup: seconds to READY, and the GPU memory the worker holds once every tier is resident.
-2. A short soak: ten predictions of both tiers at small sizes, the worker's GPU memory after each.
+2. A short soak: nine predictions of every tier at small sizes, the worker's GPU memory after
+   each.
 3. A real CUDA out-of-memory: a tier-2 prediction at the defaults; then this process takes all the
    free GPU memory but OOM_MARGIN_GIB (a smaller or shared card), and an oversized request (tier 2,
    32 frames at 1024×1024) must fail with the model's out-of-memory message, the server must stay
    READY, and the default prediction must succeed again.
 4. float16 frames: every prediction that succeeded passed the finite check before encoding
    (pipelines/video.py); the default prediction's video is decoded and its frames' spread reported.
+5. Setup without and with the compile cache: two boots of tier 2 alone with COMPILE=1 (in
+   COMPILE_MODE=default, without max-autotune's minutes of autotuning), each with an empty inductor
+   cache of its own, so that only the compile cache (pipelines/levers.py) carries kernels from the
+   first boot to the second. Per boot: seconds to READY, the first prediction (where the first boot
+   compiles), a second one, and the graphs compiled and taken from the cache, as setup logs them.
 
 Writes OUT/gpu_check.json and OUT/gpu_check.md (with date and machine) and prints a summary.
 """
@@ -22,6 +28,8 @@ import argparse
 import datetime
 import json
 import platform
+import re
+import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipelines.levers import COMPILE_CACHE_DIR
 from scripts import REPO
 from scripts.cog_server import CogServer, decode_data_uri
 
@@ -44,17 +53,25 @@ PLANS = {
         soak=[
             dict(tier=2, width=256, height=256, num_frames=8, num_inference_steps=10),
             dict(tier=3, width=512, height=288, num_frames=8, num_inference_steps=10),
+            dict(tier=4, width=640, height=352, num_frames=17, num_inference_steps=4),
         ]
-        * 5,
-        default=dict(tier=2),
-    ),  # tier 2's defaults: 16 frames 512×512, 25 steps
+        * 3,
+        default=dict(tier=2),  # tier 2's defaults: 16 frames 512×512, 25 steps
+        compile=dict(env=dict(LOADED_TIERS="2", COMPILE_MODE="default"), request=dict(tier=2)),
+    ),
     # Tiny weights on a CPU: every request of the GPU plan's kinds, at sizes that take a second.
     "smoke": dict(
         soak=[
             dict(tier=2, width=64, height=64, num_frames=8, num_inference_steps=2),
             dict(tier=3, width=128, height=64, num_frames=8, num_inference_steps=2),
+            dict(tier=4, width=64, height=64, num_frames=9, num_inference_steps=2),
         ],
         default=dict(tier=2, width=64, height=64, num_frames=8, num_inference_steps=2),
+        # Tier 4: one compiled block, the cheapest compile on a CPU (tests/test_levers.py's).
+        compile=dict(
+            env=dict(LOADED_TIERS="4"),
+            request=dict(tier=4, width=64, height=64, num_frames=9, num_inference_steps=2),
+        ),
     ),
 }
 
@@ -176,6 +193,73 @@ def out_of_memory(server: CogServer, default: dict) -> dict:
     )
 
 
+def compile_log(log_text: str) -> tuple[int, int] | None:
+    """The last "Compile cache: N graphs compiled, M taken from the cache" line's counts."""
+    found = re.findall(
+        r"Compile cache: (\d+) graphs compiled, (\d+) taken from the cache", log_text
+    )
+    return tuple(map(int, found[-1])) if found else None
+
+
+def compile_boots(weights_dir: Path, log_dir: Path, plan: dict) -> list[dict]:
+    """Two boots with COMPILE=1 on one weights folder, the first without a compile cache."""
+    shutil.rmtree(weights_dir / COMPILE_CACHE_DIR, ignore_errors=True)
+    boots = []
+    for boot in ("first", "second"):
+        log = log_dir / f"gpu-check-compile-{boot}-boot.log"
+        inductor = tempfile.TemporaryDirectory(prefix=f"gpu-check-inductor-{boot}-")
+        env = {**plan["env"], "COMPILE": "1", "TORCHINDUCTOR_CACHE_DIR": inductor.name}
+        server = CogServer(weights_dir, log, extra_env=env)
+        try:
+            started = time.monotonic()
+            server.wait_until_ready(timeout=600)
+            setup_seconds = time.monotonic() - started
+            first, again = predict(server, plan["request"]), predict(server, plan["request"])
+        finally:
+            server.stop()
+            inductor.cleanup()
+        boots.append(
+            dict(
+                boot=boot,
+                setup_seconds=setup_seconds,
+                first_prediction=dict(status=first["status"], seconds=first["seconds"]),
+                second_prediction=dict(status=again["status"], seconds=again["seconds"]),
+                graphs_compiled_and_from_cache=compile_log(log.read_text()),
+                cache_files=sorted(p.name for p in (weights_dir / COMPILE_CACHE_DIR).glob("*")),
+            )
+        )
+    return boots
+
+
+def compile_lines(boots: list[dict]) -> list[str]:
+    lines = []
+    for row in boots:
+        counts = row["graphs_compiled_and_from_cache"]
+        lines.append(
+            f"- {row['boot']} boot with COMPILE=1: setup {row['setup_seconds']:.1f} s, first "
+            f"prediction {row['first_prediction']['status']} in "
+            f"{row['first_prediction']['seconds']:.1f} s, second "
+            f"{row['second_prediction']['status']} in {row['second_prediction']['seconds']:.1f} s; "
+            + (
+                f"graphs compiled {counts[0]}, taken from the cache {counts[1]}"
+                if counts
+                else "no compile counts logged"
+            )
+        )
+    first, second = boots
+    saved = (
+        first["setup_seconds"]
+        + first["first_prediction"]["seconds"]
+        - second["setup_seconds"]
+        - second["first_prediction"]["seconds"]
+    )
+    lines.append(
+        f"- the compile cache saves a cold boot {saved:.1f} s to its first video "
+        "(setup and first prediction, first boot minus second)"
+    )
+    return lines
+
+
 def gib(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
@@ -185,7 +269,7 @@ def summary_lines(results: dict) -> list[str]:
     lines = [
         f"- setup to READY: {results['setup_seconds']:.1f} s; worker GPU memory after setup: "
         f"{gib(results['worker_gpu_after_setup_gib'])} GiB",
-        f"- soak ({len(soak)} predictions, both tiers, small sizes): "
+        f"- soak ({len(soak)} predictions, every tier, small sizes): "
         f"{sum(row['status'] == 'succeeded' for row in soak)} succeeded; "
         "worker GPU memory after each: "
         + ", ".join(gib(row["worker_gpu_gib"]) for row in soak)
@@ -250,12 +334,15 @@ def main() -> None:
                 f"No full-size weights in {weights_dir}: run bench/benchmark.py first "
                 "(it writes them)."
             )
+    plan = PLANS["smoke" if args.smoke else "gpu"]
+    logs = Path(tempfile.gettempdir())
     with scratch:
-        results = check(
-            weights_dir,
-            Path(tempfile.gettempdir()) / "gpu-check-server.log",
-            PLANS["smoke" if args.smoke else "gpu"],
-        )
+        results = check(weights_dir, logs / "gpu-check-server.log", plan)
+        if args.smoke:  # the boots write a compile cache: never into weights others read
+            copy = Path(scratch.name) / "compile-boots-weights"
+            shutil.copytree(weights_dir, copy)
+            weights_dir = copy
+        results["compile_cache"] = compile_boots(weights_dir, logs, plan["compile"])
     where = (
         torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
     )
@@ -277,6 +364,7 @@ def main() -> None:
         ),
         "",
         *summary_lines(results),
+        *compile_lines(results["compile_cache"]),
     ]
     (args.out / "gpu_check.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -1,7 +1,7 @@
 """The speed levers per tier: eager, each lever alone, then all together, with the same request.
 
-    # GPU: full-size random weights (bench/benchmark.py's), each tier's defaults at 4 steps
-    python -m bench.lever_matrix --out bench/reports
+    # GPU: full-size random weights (bench/benchmark.py's), each tier's defaults at 2 steps
+    python -m bench.lever_matrix --out bench/reports --compile-mode default
     # CPU: tiny weights, tiny sizes (CI); COMPILE only with --with-compile
     python -m bench.lever_matrix --smoke --out DIR
 
@@ -15,15 +15,20 @@ lever_matrix.json and lever_matrix.md (dated, with the machine) to --out after e
 run cut off by a time limit keeps what it measured, and prints the ratios and the defaults the
 figures support.
 
-On a GPU the request is each tier's production defaults with `--steps` denoising steps (4 unless
-told), so every time is one video at that step count, not at the defaults' 25. The tiers run one
-after the other, each with its compiling variants last.
+On a GPU the request is each tier's production defaults with `--steps` denoising steps (2 unless
+told), tier 4 at 41 frames (GPU_SIZES says why), so every time is one video at that step count, not
+at the defaults' 25 or 50. The tiers run one after the other, each with its compiling variants
+last. On a GPU COMPILE runs only with every other lever, beside "all together but COMPILE" (one
+compile per tier; `--compile-alone` adds COMPILE=1 alone, one more compile per tier).
 
-Run time on one H100, an estimate: the program has not run on a GPU. Tier 2: six loads of about
-5 s, twelve 4-step videos of about 1 s, two regional compiles of 30-60 s: 1.5 to 3 minutes. Tier 3:
-six loads of about 10 s, twelve videos of about 5 s (SDXL keyframe, SVD clip and its decode), two
-compiles of 60 s or more: about 4 minutes. `--compile-mode default` (what bench/gpu_check.sh
-passes) leaves out max-autotune's autotuning, which alone can take minutes.
+Run time on one H100, an estimate: the program has not run on a GPU. Per tier, six variants, each a
+load from the page cache, a warm-up and a timed video, one of them compiling. Tier 2: loads of
+about 5 s, videos of about 0.5 s, a regional compile of 30-60 s: 1 to 1.5 minutes. Tier 3: loads of
+about 8 s, videos of about 3 s (SDXL keyframe, SVD clip and its decode), SDXL's and SVD's blocks
+compiled, about 70 s: 2.5 minutes. Tier 4: loads of about 15 s (31 GB), videos of about 6 s (two
+steps over 9,680 tokens and the decode of 41 frames), a compile of about 40 s: 3.5 minutes. In all
+about 7.5 minutes, run as `bash bench/gpu_check.sh levers`. `--compile-mode default` leaves out
+max-autotune's autotuning, which alone can take minutes.
 
 In --smoke mode (CPU, float32, tiny weights, benchmark.py's SMOKE_SIZES) COMPILE is left out
 unless `--with-compile`: inductor's C++ compiles on a CPU take longer than the rest of the smoke
@@ -66,9 +71,15 @@ from scripts.make_tiny_weights import make_tiny_weights
 
 SEED = 1234  # bench/benchmark.py's
 # Few steps, so that the matrix fits bench/gpu_check.sh's time limit. The fixed stages (text
-# encoding, decoding) weigh more in a 4-step video than in a 25-step one, so its ratios are the
-# whole video's at 4 steps, not the denoising's alone.
-GPU_STEPS = 4
+# encoding, decoding) weigh more in a 2-step video than in a 25-step one, so its ratios are the
+# whole video's at 2 steps, not the denoising's alone.
+GPU_STEPS = 2
+# Tier 4 at its defaults' 1280×704 but 41 frames, not 121: its VAE decode would take most of each
+# variant's time, and the levers hardly change it (CHANNELS_LAST does not reach the Wan VAE's 3-D
+# convolutions; COMPILE and the SDPA backend act on the transformer).
+# The transformer then reads 9,680 tokens instead of 27,280, so attention's share, where the SDPA
+# backend acts, is smaller than at the defaults: its ratio there is a lower bound.
+GPU_SIZES = {4: dict(num_frames=41)}
 # The SDPA backend each lever run puts first: flash on a GPU; on the CPU torch has no flash kernel
 # for every shape, and efficient is the one tests/test_levers.py's every-lever run uses.
 SDPA_BACKEND = {True: "flash", False: "efficient"}
@@ -83,8 +94,12 @@ LEVER_LOG_PREFIXES = ("SDPA_BACKEND", "CHANNELS_LAST:", "FUSE_QKV:", "COMPILE:")
 EAGER = "eager"
 
 
-def variants(gpu: bool, with_compile: bool, compile_mode: str) -> dict[str, Levers]:
-    """Eager (every lever at Levers' defaults, all off), each lever alone, then all together."""
+def variants(
+    gpu: bool, with_compile: bool, compile_mode: str, compile_alone: bool = True
+) -> dict[str, Levers]:
+    """Eager (every lever at Levers' defaults, all off), each lever alone, then all together.
+    Without `compile_alone` COMPILE runs only with the others, beside "all together but COMPILE":
+    one compile per tier instead of two, and compile's gain is the ratio of those two."""
     backend = SDPA_BACKEND[gpu]
     every = dict(sdpa_backend=backend, channels_last=True, fuse_qkv=True)
     matrix = {
@@ -93,11 +108,12 @@ def variants(gpu: bool, with_compile: bool, compile_mode: str) -> dict[str, Leve
         "CHANNELS_LAST=1": Levers(channels_last=True),
         "FUSE_QKV=1": Levers(fuse_qkv=True),
     }
-    if with_compile:
-        matrix["COMPILE=1"] = Levers(compile=True, compile_mode=compile_mode)
-        matrix["all together"] = Levers(**every, compile=True, compile_mode=compile_mode)
-    else:
+    if not with_compile or not compile_alone:
         matrix["all together but COMPILE"] = Levers(**every)
+    if with_compile:
+        if compile_alone:
+            matrix["COMPILE=1"] = Levers(compile=True, compile_mode=compile_mode)
+        matrix["all together"] = Levers(**every, compile=True, compile_mode=compile_mode)
     return matrix
 
 
@@ -186,7 +202,7 @@ def lever_matrix(
                 tier=tier,
                 prompt=PROMPT,
                 seed=SEED,
-                **(SMOKE_SIZES[tier] if not device.is_gpu else {}),
+                **(GPU_SIZES.get(tier, {}) if device.is_gpu else SMOKE_SIZES[tier]),
                 **({"num_inference_steps": steps} if steps else {}),
             )
         )
@@ -317,6 +333,11 @@ def main() -> None:
         "--with-compile", action="store_true", help="with --smoke: the COMPILE=1 variants too"
     )
     parser.add_argument(
+        "--compile-alone",
+        action="store_true",
+        help="on a GPU: COMPILE=1 alone too (one more compile per tier)",
+    )
+    parser.add_argument(
         "--compile-mode",
         choices=("", *COMPILE_MODES),
         default="",
@@ -347,7 +368,9 @@ def main() -> None:
         ensure_full_size_weights(weights_dir, device)
         steps = args.steps or GPU_STEPS
         with_compile = True
-    matrix = variants(device.is_gpu, with_compile, args.compile_mode)
+    # The smoke run with COMPILE keeps both compiling variants: the CPU checks each one.
+    compile_alone = args.compile_alone or args.smoke
+    matrix = variants(device.is_gpu, with_compile, args.compile_mode, compile_alone)
     with scratch:
         results = lever_matrix(
             weights_dir,

@@ -45,8 +45,20 @@ def test_smoke_benchmark_times_both_variants_counts_flops_and_compares_frames(tm
             f"(tests/test_tier{tier}_pipeline.py names the stage)"
         )
         assert row["frames_finite"] is True and row["min_frame_std"] > 0
+        # Every smoke tier runs fewer steps than its defaults; the tiers whose steps are one
+        # stage are stated at the defaults too (tier 4's full-size run needs it).
+        at_defaults = row["ours_seconds_at_default_steps"]
+        assert (at_defaults is None) == (tier == "3"), at_defaults
+        assert at_defaults is None or at_defaults > row["ours_seconds"]
+    # The drafts, ours alone at their recipes, with every tier resident.
+    assert set(results["drafts"]) == {"2", "4"}
+    for tier, steps in (("2", 4), ("4", 3)):
+        draft = results["drafts"][tier]
+        assert f"{steps} steps (draft)" in draft["settings"], draft["settings"]
+        assert draft["ours_seconds"] > 0 and draft["tflop"] > 0 and draft["frames_finite"]
     table = (tmp_path / "benchmark.md").read_text()
-    assert "CPU smoke run" in table and table.count("\n| ") == 1 + len(TIERS)  # header + tiers
+    # Two headers, the tiers and the drafts.
+    assert "CPU smoke run" in table and table.count("\n| ") == 2 + len(TIERS) + 2
 
 
 def test_full_size_models_are_built_from_their_configs():
@@ -71,6 +83,37 @@ def test_full_size_models_are_built_from_their_configs():
                     f"{name}.{part}: {key} is {built!r}, its config says {value!r}"
                 )
     assert models["sdxl"]["text_encoder"] is models["sd15"]["text_encoder"]
+
+
+def test_every_tier_is_written_at_full_size_and_the_draft_transformer_is_linked(tmp_path):
+    """The full-size weights hold tier 4 (its three models from their configs, on the meta device
+    here) and its draft as the same model, whose files are linked, not written a second time: the
+    layout is checked with tiny models of the same kind."""
+    import torch
+
+    from bench import benchmark
+    from pipelines.common import Device
+    from scripts import tiny_wan
+    from weights import WEIGHT_SETS, required_files
+
+    assert 4 in benchmark.FULL_SIZE_TIERS
+    models = benchmark.build_every_full_size_model(Device(torch.device("meta"), torch.float16))
+    wan = models["wan22_ti2v"]
+    assert {type(model).__name__ for model in wan.values()} == {
+        "WanTransformer3DModel",
+        "AutoencoderKLWan",
+        "UMT5EncoderModel",
+    }
+    assert wan["draft_transformer"] is wan["transformer"]
+    assert set(models) == set(benchmark.FULL_SIZE_SETS) | {"wan22_ti2v"}
+
+    transformer = tiny_wan.tiny_transformer()
+    tiny_wan.make_wan22(tmp_path, {"transformer": transformer, "draft_transformer": transformer})
+    assert all((tmp_path / name).is_file() for name in required_files(4) if "wan" in name)
+    base = WEIGHT_SETS["wan22_ti2v"].path(tmp_path) / "transformer"
+    draft = WEIGHT_SETS["fastwan22_ti2v"].path(tmp_path) / "transformer"
+    for written in base.iterdir():
+        assert (draft / written.name).stat().st_ino == written.stat().st_ino, written.name
 
 
 def test_flops_per_video_standard_and_draft_at_the_defaults(tmp_path):
@@ -133,3 +176,26 @@ def test_draft_switch_script_writes_its_section_with_date_and_machine(tmp_path):
     # A swap is a few attribute assignments: far under a millisecond each way.
     assert 0 < to_draft < 1000 and 0 < to_standard < 1000 and 0 < whole < with_camera
     assert abs(float(cells[5].split()[0])) < 1  # MiB: switching allocates nothing
+
+
+def test_the_full_size_run_times_tier_4_at_few_steps_and_every_draft_at_its_recipe():
+    """What the GPU check's benchmark sends: every tier at its defaults but tier 4's steps (its
+    50-step time is stated from the seconds per step), and the drafts at their fixed recipes."""
+    from bench import benchmark
+
+    standard = benchmark.benchmark_requests(smoke=False)
+    assert set(standard) == set(TIERS)
+    wan = standard[4]
+    assert (wan.width, wan.height, wan.num_frames) == (1280, 704, 121)
+    assert wan.num_inference_steps == benchmark.TIER4_GPU_STEPS < 50
+    assert standard[2].num_inference_steps == standard[3].num_inference_steps == 25
+    drafts = benchmark.benchmark_requests(smoke=False, draft=True)
+    assert {tier: (r.draft, r.num_inference_steps) for tier, r in drafts.items()} == {
+        2: (True, 4),
+        4: (True, 3),
+    }
+    # The statement at the defaults: the measured seconds plus 48 more steps at the measured
+    # seconds per step.
+    row = dict(seconds=10.0, stages={"denoising": 4.0, "decoding": 6.0})
+    assert benchmark.at_default_steps(row, wan) == 10.0 + 48 * 2.0
+    assert benchmark.at_default_steps(row, standard[2]) is None  # ran at its defaults

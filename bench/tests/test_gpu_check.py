@@ -4,6 +4,7 @@ weights, so that a broken harness is found here and not in the GPU's few minutes
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,7 @@ def test_smoke_gpu_check_runs_setup_soak_and_a_default_prediction_through_the_se
     assert [(row["tier"], row["status"]) for row in results["soak"]] == [
         (2, "succeeded"),
         (3, "succeeded"),
+        (4, "succeeded"),
     ]
     assert (
         results["default_tier2"]["status"] == "succeeded"
@@ -42,4 +44,31 @@ def test_smoke_gpu_check_runs_setup_soak_and_a_default_prediction_through_the_se
     )
     assert "out_of_memory" not in results
     summary = (tmp_path / "gpu_check.md").read_text()
-    assert "2 succeeded" in summary and "out of memory: not tried (no GPU)" in summary
+    assert "3 succeeded" in summary and "out of memory: not tried (no GPU)" in summary
+    # Two boots with COMPILE=1: the first compiles and writes the cache, the second compiles
+    # nothing and takes every graph from it.
+    first, second = results["compile_cache"]
+    for boot in (first, second):
+        assert boot["first_prediction"]["status"] == boot["second_prediction"]["status"]
+        assert boot["first_prediction"]["status"] == "succeeded" and boot["cache_files"], boot
+    compiled, _ = first["graphs_compiled_and_from_cache"]
+    assert compiled > 0, first
+    assert second["graphs_compiled_and_from_cache"][0] == 0, second
+    assert second["graphs_compiled_and_from_cache"][1] >= compiled, second
+    assert "the compile cache saves a cold boot" in summary
+
+
+def test_each_part_of_the_gpu_check_stays_within_ten_minutes_by_its_limits():
+    """Each part is one job of at most 10 minutes on a rented GPU: its steps' time limits add up
+    to less, with a minute left for installing the wheels, the import check and collecting the
+    reports."""
+    script = (REPO / "bench" / "gpu_check.sh").read_text()
+    levers, _, tiers = script.partition('if [ "$PART" = levers ]; then')[2].partition("\nfi\n")
+    for part, text in (("levers", levers), ("tiers", tiers)):
+        limits = [int(seconds) for seconds in re.findall(r"\btimeout (\d+) ", text)]
+        assert limits and sum(limits) <= 540, (part, limits)
+    # The usage names both parts, and an unknown part is refused before any work.
+    refused = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu_check.sh"), "all"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "levers" in refused.stdout

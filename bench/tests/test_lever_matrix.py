@@ -53,3 +53,25 @@ def test_smoke_lever_matrix_has_a_row_per_variant_compared_with_eager(tmp_path):
     assert table.count("\n| 2 | ") == len(VARIANTS)
     for name in VARIANTS:
         assert f"| {name} |" in table
+
+
+def test_on_a_gpu_compile_runs_once_per_tier_beside_every_other_lever():
+    """The GPU check's matrix compiles once per tier (its time limit), and still shows what
+    COMPILE adds: "all together" against "all together but COMPILE"."""
+    from bench.lever_matrix import variants
+
+    gpu = variants(gpu=True, with_compile=True, compile_mode="default", compile_alone=False)
+    assert list(gpu) == [
+        "eager",
+        "SDPA_BACKEND=flash",
+        "CHANNELS_LAST=1",
+        "FUSE_QKV=1",
+        "all together but COMPILE",
+        "all together",
+    ]
+    assert [name for name, levers in gpu.items() if levers.compile] == ["all together"]
+    both = variants(gpu=True, with_compile=True, compile_mode="default", compile_alone=True)
+    assert [name for name, levers in both.items() if levers.compile] == [
+        "COMPILE=1",
+        "all together",
+    ]
