@@ -32,6 +32,7 @@ from pipelines.levers import CompileCache, Levers
 from pipelines.progress import Progress
 from pipelines.prompts import PromptTranslator
 from pipelines.safety import SafetyChecker
+from pipelines.tier4_draft import wan_dtype
 from pipelines.tiers import Tier, load_clip_tokenizer, load_tiers, progress_total
 from pipelines.video import to_uint8, write_video
 from weights import missing_files, require_weights, tiny_weights_info, weights_dir
@@ -103,8 +104,9 @@ class Runner(BaseRunner):
         self._previous_output: LocalPath | None = None
         print(
             f"Loaded tiers {' and '.join(map(str, self.loaded_tiers))} from {directory} on "
-            f"{self.device.torch_device} ({self.device.dtype}) "
-            f"in {time.monotonic() - started:.1f}s",
+            f"{self.device.torch_device} ({self.device.dtype}"
+            + (f"; tier 4 in {wan_dtype(self.device)}" if 4 in self.tiers else "")
+            + f") in {time.monotonic() - started:.1f}s",
             flush=True,
         )
 

@@ -40,6 +40,7 @@ from pipelines.inputs import TIERS, VideoRequest, resolve_request
 from pipelines.progress import Progress
 from pipelines.tier2 import SCHEDULER_OVERRIDES
 from pipelines.tier3 import SVD_VAE_DECODE_FRAMES, keyframe_size
+from pipelines.tier4_draft import wan_dtype
 from pipelines.tiers import Tier, load_tiers, progress_total
 from pipelines.video import to_uint8, write_video
 from scripts import REPO
@@ -422,9 +423,10 @@ def stock_tier4(weights_dir: Path, device: Device):
     from diffusers import AutoencoderKLWan, WanPipeline
 
     folder = WEIGHT_SETS["wan22_ti2v"].path(weights_dir)
-    # The model card's loading: the VAE in float32, the rest in the model's dtype.
+    # diffusers' WanPipeline example: the VAE in float32, the rest in bfloat16 (in float32 on a
+    # CPU smoke run, as ours).
     vae = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", dtype=torch.float32)
-    pipeline = WanPipeline.from_pretrained(folder, vae=vae, dtype=device.dtype)
+    pipeline = WanPipeline.from_pretrained(folder, vae=vae, dtype=wan_dtype(device))
     pipeline = pipeline.to(device.torch_device)
     pipeline.set_progress_bar_config(disable=True)
     return stock_text_to_video(pipeline, "negative_prompt")

@@ -20,7 +20,7 @@ from pipelines.common import Device, seeded_generator
 from pipelines.images import FrameCheck, load_start_image
 from pipelines.inputs import VideoRequest
 from pipelines.progress import Progress
-from pipelines.tier4_draft import dmd_sample, load_draft_transformer
+from pipelines.tier4_draft import dmd_sample, load_draft_transformer, wan_dtype
 from weights import WEIGHT_SETS
 
 # UMT5 reads up to 512 tokens of a prompt (Wan-Video/Wan2.2 wan/configs/shared_config.py text_len;
@@ -36,7 +36,7 @@ def load_text_pipeline(weights_dir: Path, device: Device) -> WanPipeline:
         folder, subfolder="vae", use_safetensors=True, dtype=torch.float32
     )
     pipeline = WanPipeline.from_pretrained(
-        folder, vae=vae, use_safetensors=True, dtype=device.dtype
+        folder, vae=vae, use_safetensors=True, dtype=wan_dtype(device)
     )
     pipeline.set_progress_bar_config(disable=True)  # progress comes from pipelines.progress
     return pipeline.to(device.torch_device)

@@ -98,7 +98,7 @@ def bf16_server(cog_servers):
 
 
 def test_setup_loads_every_model_in_bfloat16(bf16_server):
-    assert "on cpu (torch.bfloat16)" in bf16_server.log_path.read_text()
+    assert "on cpu (torch.bfloat16; tier 4 in torch.bfloat16)" in bf16_server.log_path.read_text()
 
 
 BF16_REQUESTS = {
@@ -254,3 +254,19 @@ def test_float16_vae_is_restored_when_the_encode_fails(fp16_animation):
     finally:
         hook.remove()
     assert vae.dtype == torch.float16
+
+
+def test_tier_4_runs_in_bfloat16_when_the_device_asks_for_float16(tiny_weights_dir):
+    """float16 is the GPU's default precision (tiers 2 and 3 publish float16 weights); Wan 2.2 is
+    run in bfloat16, its VAE in float32 (diffusers' WanPipeline example), so tier 4 takes
+    bfloat16 for every half precision and leaves float32 alone."""
+    from pipelines.tier4 import WanTextImageToVideo
+
+    tier = WanTextImageToVideo.load(tiny_weights_dir, Device(torch.device("cpu"), torch.float16))
+    pipeline = tier.text_pipeline
+    assert pipeline.transformer.dtype == pipeline.text_encoder.dtype == torch.bfloat16
+    assert tier.draft_transformer.dtype == torch.bfloat16
+    assert pipeline.vae.dtype == torch.float32
+    assert tier.image_pipeline.transformer is pipeline.transformer
+    single = WanTextImageToVideo.load(tiny_weights_dir, Device(torch.device("cpu"), torch.float32))
+    assert single.text_pipeline.transformer.dtype == torch.float32
