@@ -75,3 +75,19 @@ def test_on_a_gpu_compile_runs_once_per_tier_beside_every_other_lever():
         "COMPILE=1",
         "all together",
     ]
+
+
+def test_the_gpu_matrix_asks_each_tier_for_a_request_the_inputs_accept():
+    """Tier 4 at 41 frames (not 121) and every tier at 2 steps: a request refused by
+    pipelines/inputs.py would only show on the GPU, after the weights were written."""
+    from bench.lever_matrix import GPU_SIZES, GPU_STEPS
+    from pipelines.inputs import TIERS, resolve_request
+
+    for tier in TIERS:
+        request = resolve_request(
+            dict(
+                tier=tier, prompt="a fox", num_inference_steps=GPU_STEPS, **GPU_SIZES.get(tier, {})
+            )
+        )
+        assert request.num_inference_steps == GPU_STEPS
+    assert resolve_request(dict(tier=4, prompt="a fox", **GPU_SIZES[4])).num_frames == 41
