@@ -415,17 +415,16 @@ def gpu_choice(costs: list[VideoCost], held: dict[str, tuple[int, int]]) -> list
     from bench import resident_memory
 
     every = held[resident_memory.EVERY_TIER][1] / 1e9
-    every_and_draft = held[resident_memory.EVERY_MODEL][1] / 1e9
     tier4 = held[resident_memory.TIER_NAMES[4]][1] / 1e9
-    tier4_and_draft = tier4 + every_and_draft - every
     video = {(c.tier, c.mode, c.start): c for c in costs}
     standard, draft = video[4, "standard", "text"], video[4, "draft", "text"]
     lines = [
         "## Which GPU, with tier 4 resident",
         "",
         "For the publisher (docs/PUBLISHING.md's GPU choice). Resident weights from "
-        "`python -m bench.resident_memory` (every model in half precision, counted on the meta "
-        "device; the translator and the camera-move LoRAs, about 0.3 GB each, come on top). The "
+        "`python -m bench.resident_memory` (every model in the precision setup holds it in, tier "
+        "4's draft transformer included, counted on the meta device; the translator and the "
+        "camera-move LoRAs, about 0.3 GB each, come on top). The "
         "activations of a request are not measured yet: Wan's VAE decode of "
         f"{TIER4_STANDARD.num_frames} frames at "
         f"{TIER4_STANDARD.width}×{TIER4_STANDARD.height} and the transformer's attention over "
@@ -436,9 +435,7 @@ def gpu_choice(costs: list[VideoCost], held: dict[str, tuple[int, int]]) -> list
         "| weights held | GB |",
         "|---|---|",
         f"| every tier | {every:.1f} |",
-        f"| every tier, and a second transformer for tier 4's draft | {every_and_draft:.1f} |",
         f"| tier 4 alone (`LOADED_TIERS=4`) | {tier4:.1f} |",
-        f"| tier 4 alone, with its draft transformer | {tier4_and_draft:.1f} |",
         "",
         "| Replicate hardware | GPU memory | $/s | left beside every tier's weights "
         "| tier-4 video floor, standard | draft | $ per tier-4 video at the floor, standard "
@@ -451,23 +448,22 @@ def gpu_choice(costs: list[VideoCost], held: dict[str, tuple[int, int]]) -> list
         dollars = [second * gpu.dollars_per_second for second in seconds]
         lines.append(
             f"| `{gpu.hardware}` ({gpu.name}) | {gpu.memory_gb:.0f} GB | {gpu.dollars_per_second} "
-            f"| {left:.1f} GB{' (does not fit)' if left < 0 else ''} "
+            f"| {f'{left:.1f} GB' if left >= 0 else f'does not fit ({-left:.1f} GB short)'} "
             f"| {seconds[0]:.0f} s | {seconds[1]:.1f} s | {dollars[0]:.3f} | {dollars[1]:.4f} |"
         )
     cheapest = min(GPUS, key=lambda gpu: gpu.dollars_per_second / gpu.peak_tflops)
-    fits = ", ".join(f"`{gpu.hardware}`" for gpu in GPUS if gpu.memory_gb > every_and_draft)
+    fits = ", ".join(f"`{gpu.hardware}`" for gpu in GPUS if gpu.memory_gb > every)
     lines += [
         "",
-        f"- Every tier together holds {every:.1f} GB of weights, {every_and_draft:.1f} GB with a "
-        f"second transformer for tier 4's draft: only the 80 GB cards ({fits}) hold every tier "
-        "with room for activations.",
+        f"- Every tier together holds {every:.1f} GB of weights: only the 80 GB cards ({fits}) "
+        "hold every tier, with room for activations.",
         f"- Per tier-4 video at the floor, `{cheapest.hardware}` is the cheapest: its price per "
         "second buys the most peak FLOPs. Tier 4's work is large matmuls (its denoiser is "
         f"{standard.parts['denoiser'] / standard.total:.0%} of a standard video's FLOPs), where "
         "FLOPs per dollar decide: the price per second alone misleads.",
-        f"- A container of tier 4 alone (`LOADED_TIERS=4`) holds {tier4:.1f} GB "
-        f"({tier4_and_draft:.1f} GB with its draft transformer): a 48 GB card holds the weights; "
-        "whether the largest request fits beside them is for the GPU check to measure.",
+        f"- A container of tier 4 alone (`LOADED_TIERS=4`) holds {tier4:.1f} GB, its draft "
+        "transformer included: a 48 GB card holds the weights; whether the largest request fits "
+        "beside them is for the GPU check to measure.",
         "- If Replicate's H100 is the PCIe part (756 TFLOP/s dense BF16, not the SXM's "
         f"{H100_PEAK_TFLOPS:.1f}), its floors are about 30 % longer.",
         "",

@@ -1,4 +1,5 @@
-"""GPU memory the weights of every model take while the container holds them, in half precision.
+"""GPU memory the weights of every model take while the container holds them, in the precision
+setup loads each in.
 
     python -m bench.resident_memory
 
@@ -6,8 +7,10 @@
 the life of the container, whichever tier a request uses. The models are built from their real
 configs (bench/model_configs.json, through bench/benchmark.py's and bench/cost.py's builders) on
 the `meta` device: shapes and dtypes only, no memory and no download, so this runs in seconds on
-any machine. Bytes are parameters and buffers in half precision (two bytes each), as
-`pick_device()` loads every model on a GPU unless `MODEL_DTYPE` says otherwise.
+any machine. Bytes are parameters and buffers in the dtype a GPU holds each in: half precision
+(`pick_device()`'s float16 unless `MODEL_DTYPE` says otherwise), tier 4's transformers and UMT5 in
+bfloat16 (`wan_dtype`) and its VAE in float32 (`pipelines/tier4.py`'s VAE_DTYPE). Tier 4's draft
+transformer is loaded with tier 4 (pipelines/tier4.py), so it is counted in tier 4.
 
 What this does NOT count: activations of a request (latents, attention, VAE decode chunks), the
 CUDA context and kernels' workspace, PyTorch's cache, the eight camera-move LoRAs and the Thai
@@ -24,6 +27,8 @@ import torch
 from bench.benchmark import build_full_size_models
 from bench.cost import build_tier4_models
 from pipelines.common import Device
+from pipelines.tier4 import VAE_DTYPE
+from pipelines.tier4_draft import wan_dtype
 
 GB, GIB = 1e9, 2**30
 HALF = Device(torch.device("meta"), torch.float16)
@@ -52,13 +57,10 @@ COMPONENTS = {
     ("wan", "transformer"): (4, "Wan 2.2 TI2V-5B transformer"),
     ("wan", "text_encoder"): (4, "UMT5-XXL text encoder"),
     ("wan", "vae"): (4, "Wan 2.2 VAE"),
-    ("fastwan", "transformer"): (4, "FastWan 2.2 TI2V-5B transformer (draft, when resident)"),
+    ("fastwan", "transformer"): (4, "FastWan 2.2 TI2V-5B transformer (the draft's)"),
 }
-# A second 5 B transformer is resident only if tier 4's draft is served from its own weights.
-OPTIONAL = {("fastwan", "transformer")}
 TIER_NAMES = {2: "tier 2", 3: "tier 3 (without the shared CLIP ViT-L)", 4: "tier 4"}
-EVERY_TIER = "every tier, tier 4 without its draft transformer"
-EVERY_MODEL = "every tier and tier 4's draft transformer"
+EVERY_TIER = "every tier"
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Row:
     parameters: int
     bytes: int
     shared: bool  # the same module object as a row above: resident once, counted once
-    optional: bool = False  # resident only when that mode is served from its own weights
+    dtype: str  # as setup holds it on a GPU
 
 
 def module_bytes(module: torch.nn.Module) -> int:
@@ -91,9 +93,11 @@ def lightning_adapter(v3_adapter: torch.nn.Module) -> torch.nn.Module:
 def resident_models() -> dict[str, dict[str, torch.nn.Module]]:
     models = build_full_size_models(HALF)
     models["lightning"] = {"adapter": lightning_adapter(models["animatediff"]["adapter"])}
-    models["wan"] = build_tier4_models(HALF)
+    wan = Device(HALF.torch_device, wan_dtype(HALF))
+    models["wan"] = build_tier4_models(wan)
+    models["wan"]["vae"] = models["wan"]["vae"].to(VAE_DTYPE)
     # FastWan 2.2 is a fine-tune of the same transformer (bench/model_configs.json's note).
-    models["fastwan"] = {"transformer": build_tier4_models(HALF)["transformer"]}
+    models["fastwan"] = {"transformer": build_tier4_models(wan)["transformer"]}
     return models
 
 
@@ -111,7 +115,7 @@ def resident_rows(models: dict | None = None) -> list[Row]:
                 sum(p.numel() for p in module.parameters()),
                 module_bytes(module),
                 shared=id(module) in seen,
-                optional=(group, part) in OPTIONAL,
+                dtype=str(next(module.parameters()).dtype).removeprefix("torch."),
             )
         )
         seen.add(id(module))
@@ -119,18 +123,13 @@ def resident_rows(models: dict | None = None) -> list[Row]:
 
 
 def totals(rows: list[Row]) -> dict[str, tuple[int, int]]:
-    """(parameters, bytes) held per tier (a shared module under the tier that loads it first; an
-    optional one apart) and all together, with and without the optional ones."""
+    """(parameters, bytes) held per tier (a shared module under the tier that loads it first) and
+    all together."""
     held = [row for row in rows if not row.shared]
     groups = {
-        label: [row for row in held if row.tier == tier and not row.optional]
-        for tier, label in TIER_NAMES.items()
+        label: [row for row in held if row.tier == tier] for tier, label in TIER_NAMES.items()
     }
-    for row in held:
-        if row.optional:
-            groups[row.name] = [row]
-    groups[EVERY_TIER] = [row for row in held if not row.optional]
-    groups[EVERY_MODEL] = held
+    groups[EVERY_TIER] = held
     return {
         label: (sum(row.parameters for row in group), sum(row.bytes for row in group))
         for label, group in groups.items()
@@ -138,20 +137,24 @@ def totals(rows: list[Row]) -> dict[str, tuple[int, int]]:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| tier | model | class | parameters | fp16 GB | GiB |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| tier | model | class | held in | parameters | GB | GiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         if row.shared:
             lines.append(
-                f"| {row.tier} | {row.name} | {row.class_name} | (counted above) | 0 | 0 |"
+                f"| {row.tier} | {row.name} | {row.class_name} | {row.dtype} | (counted above) "
+                "| 0 | 0 |"
             )
         else:
             lines.append(
-                f"| {row.tier} | {row.name} | {row.class_name} | {row.parameters / 1e6:,.1f} M "
-                f"| {row.bytes / GB:.2f} | {row.bytes / GIB:.2f} |"
+                f"| {row.tier} | {row.name} | {row.class_name} | {row.dtype} "
+                f"| {row.parameters / 1e6:,.1f} M | {row.bytes / GB:.2f} | {row.bytes / GIB:.2f} |"
             )
     lines += [
         "",
-        "| held together | parameters | fp16 GB | GiB |",
+        "| held together | parameters | GB | GiB |",
         "|---|---|---|---|",
     ]
     for label, (parameters, size) in totals(rows).items():
@@ -160,13 +163,10 @@ def table(rows: list[Row]) -> str:
             f"**{size / GIB:.2f}** |"
         )
     clip_l = next(row for row in rows if row.shared)
-    wan_vae = next(row for row in rows if row.class_name == "AutoencoderKLWan")
     lines += [
         "",
         f"If SDXL's CLIP ViT-L were not identical to SD 1.5's (setup compares them tensor by "
-        f"tensor), a second copy would add {clip_l.bytes / GB:.2f} GB. Held in float32 instead, "
-        f"as diffusers' Wan examples load it, the Wan 2.2 VAE would add {wan_vae.bytes / GB:.2f} "
-        "GB.",
+        f"tensor), a second copy would add {clip_l.bytes / GB:.2f} GB.",
     ]
     return "\n".join(lines)
 

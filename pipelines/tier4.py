@@ -26,14 +26,17 @@ from weights import WEIGHT_SETS
 # UMT5 reads up to 512 tokens of a prompt (Wan-Video/Wan2.2 wan/configs/shared_config.py text_len;
 # WanPipeline's max_sequence_length default).
 MAX_TEXT_TOKENS = 512
+# The VAE stays in float32 whatever the transformers' precision, as the model card loads it (the Wan
+# VAE's decode is the part that loses quality in half precision); bench/resident_memory.py counts
+# it so.
+VAE_DTYPE = torch.float32
 
 
 def load_text_pipeline(weights_dir: Path, device: Device) -> WanPipeline:
-    """The repository's pipeline; its VAE stays in float32, as the model card loads it (the Wan
-    VAE's decode is the part that loses quality in half precision)."""
+    """The repository's pipeline, its VAE in VAE_DTYPE."""
     folder = WEIGHT_SETS["wan22_ti2v"].path(weights_dir)
     vae = AutoencoderKLWan.from_pretrained(
-        folder, subfolder="vae", use_safetensors=True, dtype=torch.float32
+        folder, subfolder="vae", use_safetensors=True, dtype=VAE_DTYPE
     )
     pipeline = WanPipeline.from_pretrained(
         folder, vae=vae, use_safetensors=True, dtype=wan_dtype(device)
@@ -60,8 +63,9 @@ class WanTextImageToVideo:
     def __init__(self, text_pipeline: WanPipeline, draft_transformer, device: Device):
         self.text_pipeline = text_pipeline
         self.image_pipeline = image_pipeline_from(text_pipeline)
-        # Resident beside the standard transformer (a second 5 B model: bench/resident_memory.py
-        # counts it); the stock pipelines never see it, so the standard mode is untouched.
+        # Always resident beside the standard transformer (a second 5 B model, 10 GB: counted by
+        # bench/resident_memory.py); the stock pipelines never see it, so the standard mode is
+        # untouched.
         self.draft_transformer = draft_transformer
         self.device = device
 
