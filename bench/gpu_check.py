@@ -4,7 +4,8 @@ float16 (the default on a GPU). bench/gpu_check.sh runs it after the benchmark.
     python -m bench.gpu_check --weights-dir .cache/full-size-weights --out bench/reports
     python -m bench.gpu_check --smoke --out /tmp/check  # CPU, tiny weights: the harness only (CI)
 
-1. Setup: seconds to READY, and the GPU memory the worker holds once every tier is resident.
+1. Setup: seconds to READY, and the GPU memory the worker holds once every tier is resident,
+   beside the weights bench/resident_memory.py counts on the meta device (on a GPU only).
 2. A short soak: nine predictions of every tier at small sizes, the worker's GPU memory after
    each.
 3. A real CUDA out-of-memory: a tier-2 prediction at the defaults; then this process takes all the
@@ -260,15 +261,32 @@ def compile_lines(boots: list[dict]) -> list[str]:
     return lines
 
 
+def counted_weights_gib() -> float:
+    """Every tier's weights as bench/resident_memory.py counts them (meta device, the precision
+    setup holds each in), for the worker's measured memory after setup to be read against."""
+    from bench import resident_memory
+
+    rows = resident_memory.resident_rows()
+    return resident_memory.totals(rows)[resident_memory.EVERY_TIER][1] / 2**30
+
+
 def gib(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
 def summary_lines(results: dict) -> list[str]:
     soak, default = results["soak"], results["default_tier2"]
+    counted = results.get("weights_counted_gib")
     lines = [
         f"- setup to READY: {results['setup_seconds']:.1f} s; worker GPU memory after setup: "
-        f"{gib(results['worker_gpu_after_setup_gib'])} GiB",
+        f"{gib(results['worker_gpu_after_setup_gib'])} GiB"
+        + (
+            ""
+            if counted is None
+            else f" (every tier's weights as bench/resident_memory.py counts them: {counted:.2f} "
+            "GiB; the translator and the camera-move LoRAs, about 0.6 GB, the CUDA context and "
+            "PyTorch's cache come on top)"
+        ),
         f"- soak ({len(soak)} predictions, every tier, small sizes): "
         f"{sum(row['status'] == 'succeeded' for row in soak)} succeeded; "
         "worker GPU memory after each: "
@@ -338,6 +356,8 @@ def main() -> None:
     logs = Path(tempfile.gettempdir())
     with scratch:
         results = check(weights_dir, logs / "gpu-check-server.log", plan)
+        if not args.smoke:  # the count is the full-size models': nothing to compare tiny ones to
+            results["weights_counted_gib"] = counted_weights_gib()
         if args.smoke:  # the boots write a compile cache: never into weights others read
             copy = Path(scratch.name) / "compile-boots-weights"
             shutil.copytree(weights_dir, copy)
@@ -359,8 +379,8 @@ def main() -> None:
         "CPU smoke run on tiny random weights: checks the harness, says nothing about a GPU."
         if args.smoke
         else (
-            "Through Cog's server on the full-size random weights, float16 "
-            "(`bash bench/gpu_check.sh`)."
+            "Through Cog's server on the full-size random weights, float16 (tier 4 in "
+            "bfloat16, its VAE in float32; `bash bench/gpu_check.sh`)."
         ),
         "",
         *summary_lines(results),

@@ -72,3 +72,26 @@ def test_each_part_of_the_gpu_check_stays_within_ten_minutes_by_its_limits():
         ["bash", str(REPO / "bench" / "gpu_check.sh"), "all"], capture_output=True, text=True
     )
     assert refused.returncode == 2 and "levers" in refused.stdout
+
+
+def test_on_a_gpu_setups_memory_is_set_beside_the_weights_counted_on_the_meta_device():
+    """The GPU run reads the worker's memory after setup against bench/resident_memory.py's count,
+    which only a GPU can confirm; the smoke run has nothing to compare (tiny weights)."""
+    from bench import gpu_check
+
+    counted = gpu_check.counted_weights_gib()
+    assert 40 < counted < 60  # every tier at full size: about 50 GB of weights
+    results = dict(
+        setup_seconds=41.0,
+        worker_gpu_after_setup_gib=48.5,
+        weights_counted_gib=counted,
+        soak=[],
+        default_tier2=dict(
+            request=dict(tier=2), status="succeeded", seconds=2.0, worker_gpu_gib=48.6
+        ),
+    )
+    (setup,) = [line for line in gpu_check.summary_lines(results) if "setup to READY" in line]
+    assert "48.50 GiB" in setup and f"counts them: {counted:.2f} GiB" in setup
+    del results["weights_counted_gib"]
+    (setup,) = [line for line in gpu_check.summary_lines(results) if "setup to READY" in line]
+    assert "counts them" not in setup
