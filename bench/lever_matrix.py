@@ -42,7 +42,6 @@ import argparse
 import contextlib
 import datetime
 import functools
-import gc
 import io
 import json
 import sys
@@ -58,6 +57,7 @@ from bench.benchmark import (
     PROMPT,
     SMOKE_SIZES,
     ensure_full_size_weights,
+    free_memory,
     machine,
     timed,
 )
@@ -123,12 +123,6 @@ def run_order(tiers, matrix: dict[str, Levers]) -> list[tuple[int, str]]:
     cheap = [name for name, levers in matrix.items() if not levers.compile]
     costly = [name for name, levers in matrix.items() if levers.compile]
     return [(tier, name) for tier in tiers for name in cheap + costly]
-
-
-def free_memory(device: Device) -> None:
-    gc.collect()
-    if device.is_gpu:
-        torch.cuda.empty_cache()
 
 
 def generate(tier: Tier, request: VideoRequest) -> np.ndarray:
