@@ -25,7 +25,7 @@ Run time on one H100, an estimate: the program has not run on a GPU. Per tier, s
 load from the page cache, a warm-up and a timed video, one of them compiling. Tier 2: loads of
 about 5 s, videos of about 0.5 s, a regional compile of 30-60 s: 1 to 1.5 minutes. Tier 3: loads of
 about 8 s, videos of about 3 s (SDXL keyframe, SVD clip and its decode), SDXL's and SVD's blocks
-compiled, about 70 s: 2.5 minutes. Tier 4: loads of about 15 s (31 GB), videos of about 6 s (two
+compiled, about 70 s: 2.5 minutes. Tier 4: loads of about 15 s (34 GB), videos of about 6 s (two
 steps over 9,680 tokens and the decode of 41 frames), a compile of about 40 s: 3.5 minutes. In all
 about 7.5 minutes, run as `bash bench/gpu_check.sh levers`. `--compile-mode default` leaves out
 max-autotune's autotuning, which alone can take minutes.
