@@ -32,7 +32,7 @@ from pipelines.levers import CompileCache, Levers
 from pipelines.progress import Progress
 from pipelines.prompts import PromptTranslator
 from pipelines.safety import SafetyChecker
-from pipelines.tier4_draft import wan_dtype
+from pipelines.tier4 import wan_dtype
 from pipelines.tiers import Tier, load_clip_tokenizer, load_tiers, progress_total
 from pipelines.video import to_uint8, write_video
 from weights import missing_files, require_weights, tiny_weights_info, weights_dir

@@ -36,8 +36,6 @@ HASH_THREADS = min(8, os.cpu_count() or 1)
 
 def files_sha256(paths: list[Path]) -> list[str]:
     """Each file's sha256, in the order given, hashed HASH_THREADS at a time."""
-    if len(paths) < 2:
-        return [file_sha256(path) for path in paths]
     with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
         return list(pool.map(file_sha256, paths))
 

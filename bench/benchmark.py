@@ -41,7 +41,7 @@ from pipelines.inputs import TIERS, VideoRequest, resolve_request
 from pipelines.progress import Progress
 from pipelines.tier2 import SCHEDULER_OVERRIDES
 from pipelines.tier3 import SVD_VAE_DECODE_FRAMES, keyframe_size
-from pipelines.tier4_draft import wan_dtype
+from pipelines.tier4 import wan_dtype
 from pipelines.tiers import Tier, load_tiers, progress_total
 from pipelines.video import to_uint8, write_video
 from scripts import REPO

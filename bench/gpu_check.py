@@ -29,7 +29,6 @@ import argparse
 import datetime
 import json
 import platform
-import re
 import shutil
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.levers import COMPILE_CACHE_DIR
+from pipelines.levers import COMPILE_CACHE_DIR, logged_compile_counts
 from scripts import REPO
 from scripts.cog_server import CogServer, decode_data_uri
 
@@ -194,12 +193,10 @@ def out_of_memory(server: CogServer, default: dict) -> dict:
     )
 
 
-def compile_log(log_text: str) -> tuple[int, int] | None:
-    """The last "Compile cache: N graphs compiled, M taken from the cache" line's counts."""
-    found = re.findall(
-        r"Compile cache: (\d+) graphs compiled, (\d+) taken from the cache", log_text
-    )
-    return tuple(map(int, found[-1])) if found else None
+def last_counts(log: Path) -> tuple[int, int] | None:
+    """The last (graphs compiled, taken from the cache) a boot logged; None if it logged none."""
+    counts = logged_compile_counts(log.read_text())
+    return counts[-1] if counts else None
 
 
 def compile_boots(weights_dir: Path, log_dir: Path, plan: dict) -> list[dict]:
@@ -225,7 +222,7 @@ def compile_boots(weights_dir: Path, log_dir: Path, plan: dict) -> list[dict]:
                 setup_seconds=setup_seconds,
                 first_prediction=dict(status=first["status"], seconds=first["seconds"]),
                 second_prediction=dict(status=again["status"], seconds=again["seconds"]),
-                graphs_compiled_and_from_cache=compile_log(log.read_text()),
+                graphs_compiled_and_from_cache=last_counts(log),
                 cache_files=sorted(p.name for p in (weights_dir / COMPILE_CACHE_DIR).glob("*")),
             )
         )
@@ -356,12 +353,12 @@ def main() -> None:
     logs = Path(tempfile.gettempdir())
     with scratch:
         results = check(weights_dir, logs / "gpu-check-server.log", plan)
-        if not args.smoke:  # the count is the full-size models': nothing to compare tiny ones to
-            results["weights_counted_gib"] = counted_weights_gib()
         if args.smoke:  # the boots write a compile cache: never into weights others read
             copy = Path(scratch.name) / "compile-boots-weights"
             shutil.copytree(weights_dir, copy)
             weights_dir = copy
+        else:  # the count is the full-size models': nothing to compare tiny ones to
+            results["weights_counted_gib"] = counted_weights_gib()
         results["compile_cache"] = compile_boots(weights_dir, logs, plan["compile"])
     where = (
         torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"

@@ -9,7 +9,7 @@ configs (bench/model_configs.json, through bench/benchmark.py's and bench/cost.p
 the `meta` device: shapes and dtypes only, no memory and no download, so this runs in seconds on
 any machine. Bytes are parameters and buffers in the dtype a GPU holds each in: half precision
 (`pick_device()`'s float16 unless `MODEL_DTYPE` says otherwise), tier 4's transformers and UMT5 in
-bfloat16 (`wan_dtype`) and its VAE in float32 (`pipelines/tier4.py`'s VAE_DTYPE). Tier 4's draft
+bfloat16 and its VAE in float32 (`pipelines/tier4.py`'s wan_dtype and VAE_DTYPE). Tier 4's draft
 transformer is loaded with tier 4 (pipelines/tier4.py), so it is counted in tier 4.
 
 What this does NOT count: activations of a request (latents, attention, VAE decode chunks), the
@@ -27,8 +27,7 @@ import torch
 from bench.benchmark import build_full_size_models
 from bench.cost import build_tier4_models
 from pipelines.common import Device
-from pipelines.tier4 import VAE_DTYPE
-from pipelines.tier4_draft import wan_dtype
+from pipelines.tier4 import VAE_DTYPE, wan_dtype
 
 GB, GIB = 1e9, 2**30
 HALF = Device(torch.device("meta"), torch.float16)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -182,6 +183,17 @@ def compile_repeated_blocks(module: torch.nn.Module, mode: str, log: Log) -> int
     return len(blocks)
 
 
+# The line setup and each compiling prediction log: what a publisher reads to see the cache work
+# (a boot served from it compiles 0 graphs), and what the GPU check and the tests count.
+COUNTS_LINE = "Compile cache: {compiled} graphs compiled, {from_cache} taken from the cache"
+COUNTS_PATTERN = re.compile(r"Compile cache: (\d+) graphs compiled, (\d+) taken from the cache")
+
+
+def logged_compile_counts(log_text: str) -> list[tuple[int, int]]:
+    """Every (graphs compiled, graphs taken from the cache) COUNTS_LINE in a log, in order."""
+    return [(int(compiled), int(cached)) for compiled, cached in COUNTS_PATTERN.findall(log_text)]
+
+
 class CompileCache:
     """torch's portable compile artifacts (torch.compiler.save_cache_artifacts), kept next to the
     weights: the first boot on a GPU writes them after its first prediction, later boots load them
@@ -218,9 +230,7 @@ class CompileCache:
         counts = compiled, from_cache = compile_counts()
         if counts != self._counted:
             # What a publisher reads to see the cache work: a boot it serves compiles 0 graphs.
-            self.log(
-                f"Compile cache: {compiled} graphs compiled, {from_cache} taken from the cache"
-            )
+            self.log(COUNTS_LINE.format(compiled=compiled, from_cache=from_cache))
             self._counted = counts
         if compiled == self._saved_compiled:
             return False

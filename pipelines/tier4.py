@@ -20,7 +20,7 @@ from pipelines.common import Device, seeded_generator
 from pipelines.images import FrameCheck, load_start_image
 from pipelines.inputs import VideoRequest
 from pipelines.progress import Progress
-from pipelines.tier4_draft import dmd_sample, load_draft_transformer, wan_dtype
+from pipelines.tier4_draft import dmd_sample, load_draft_transformer
 from weights import WEIGHT_SETS
 
 # UMT5 reads up to 512 tokens of a prompt (Wan-Video/Wan2.2 wan/configs/shared_config.py text_len;
@@ -30,6 +30,14 @@ MAX_TEXT_TOKENS = 512
 # VAE's decode is the part that loses quality in half precision); bench/resident_memory.py counts
 # it so.
 VAE_DTYPE = torch.float32
+
+
+def wan_dtype(device: Device) -> torch.dtype:
+    """Tier 4's precision for its transformers and UMT5: half precision is bfloat16 whatever the
+    device's half is. Wan 2.2 is published and run in bfloat16 (diffusers' WanPipeline example
+    loads it so, its VAE in float32), and T5-family encoders are known to overflow float16's
+    range; float16 is the GPU default only because tiers 2 and 3 publish float16 weights."""
+    return torch.bfloat16 if device.dtype in (torch.float16, torch.bfloat16) else device.dtype
 
 
 def load_text_pipeline(weights_dir: Path, device: Device) -> WanPipeline:
@@ -73,7 +81,7 @@ class WanTextImageToVideo:
     def load(cls, weights_dir: Path, device: Device) -> WanTextImageToVideo:
         return cls(
             load_text_pipeline(weights_dir, device),
-            load_draft_transformer(weights_dir, device),
+            load_draft_transformer(weights_dir, device, wan_dtype(device)),
             device,
         )
 

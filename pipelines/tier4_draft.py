@@ -35,18 +35,13 @@ DMD_SHIFT = 8.0
 DRAFT_GUIDANCE = 1.0  # distilled without classifier-free guidance: one pass per step
 
 
-def wan_dtype(device: Device) -> torch.dtype:
-    """Tier 4's precision for its transformers and UMT5: half precision is bfloat16 whatever the
-    device's half is. Wan 2.2 is published and run in bfloat16 (diffusers' WanPipeline example
-    loads it so, its VAE in float32), and T5-family encoders are known to overflow float16's
-    range; float16 is the GPU default only because tiers 2 and 3 publish float16 weights."""
-    return torch.bfloat16 if device.dtype in (torch.float16, torch.bfloat16) else device.dtype
-
-
-def load_draft_transformer(weights_dir: Path, device: Device) -> WanTransformer3DModel:
+def load_draft_transformer(
+    weights_dir: Path, device: Device, dtype: torch.dtype
+) -> WanTransformer3DModel:
+    """In `dtype`, the standard transformer's (pipelines/tier4.py's wan_dtype)."""
     folder = WEIGHT_SETS["fastwan22_ti2v"].path(weights_dir)
     transformer = WanTransformer3DModel.from_pretrained(
-        folder, subfolder="transformer", use_safetensors=True, dtype=wan_dtype(device)
+        folder, subfolder="transformer", use_safetensors=True, dtype=dtype
     )
     return transformer.to(device.torch_device).eval()
 

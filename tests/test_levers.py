@@ -7,7 +7,6 @@ the compile cache (counted with dynamo's counters, which the worker logs)."""
 from __future__ import annotations
 
 import io
-import re
 import shutil
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 import predict
 from pipelines.common import pick_device
 from pipelines.inputs import resolve_request
-from pipelines.levers import COMPILE_CACHE_DIR, LeverError, Levers
+from pipelines.levers import COMPILE_CACHE_DIR, LeverError, Levers, logged_compile_counts
 from pipelines.progress import Progress
 from pipelines.tiers import load_tiers
 from scripts.cog_server import CogServer, decode_data_uri
@@ -135,14 +134,6 @@ def mp4_frames(result: dict, tmp_path) -> np.ndarray:
     return read_video(path).frames.astype(np.int16)
 
 
-def compile_log(log_text: str) -> list[tuple[int, int]]:
-    """(graphs compiled, graphs taken from the cache) as the worker logged them."""
-    found = re.findall(
-        r"Compile cache: (\d+) graphs compiled, (\d+) taken from the cache", log_text
-    )
-    return [(int(compiled), int(cached)) for compiled, cached in found]
-
-
 def test_compiled_with_every_lever_through_cogs_server_and_a_second_boot_compiles_nothing(
     tiny_weights_dir, server, tmp_path
 ):
@@ -173,7 +164,7 @@ def test_compiled_with_every_lever_through_cogs_server_and_a_second_boot_compile
         # The same frames as eager's to within a level or two of 255 after rounding and encoding.
         gap = np.abs(video - eager_video)
         assert gap.mean() < 0.5 and gap.max() <= 8, (boot, gap.mean(), gap.max())
-        counts.append(compile_log(log.read_text()))
+        counts.append(logged_compile_counts(log.read_text()))
         assert list((weights / COMPILE_CACHE_DIR).glob("torch-*-cpu-*.bin")), boot
     first, second = counts
     assert first and first[-1][0] > 0, first  # the first boot compiled and wrote the cache
