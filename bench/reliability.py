@@ -151,7 +151,6 @@ def send(server: CogServer, inputs: dict) -> str:
         return server.predict(inputs)["status"]
     receiver = WebhookReceiver()
     try:
-        server.wait_until_ready(timeout=30)
         prediction_id = server.start_async(inputs, receiver.url, events=("logs", "completed"))
         receiver.wait_for_log(", denoising]")
         server.cancel(prediction_id)

@@ -171,6 +171,7 @@ class CogServer:
     ) -> str:
         """Start a prediction without waiting (`Prefer: respond-async`); its `events` go to
         `webhook_url`, the only way Cog reports on it. Returns its id."""
+        self.wait_until_ready(timeout=30)  # the slot of a reply just sent is freed a moment later
         prediction_id = f"test-{uuid.uuid4().hex[:12]}"
         response = requests.put(
             f"{self.url}/predictions/{prediction_id}",
