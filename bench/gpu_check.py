@@ -1,7 +1,10 @@
 """The GPU checks that go through Cog's server, on the full-size weights the benchmark wrote, in
-float16 (the default on a GPU). bench/gpu_check.sh runs it after the benchmark.
+float16 (the default on a GPU). bench/gpu_check.sh runs steps 1-4 after the benchmark and step 5
+after the lever matrix.
 
     python -m bench.gpu_check --weights-dir .cache/full-size-weights --out bench/reports
+    python -m bench.gpu_check --part server --out bench/reports  # steps 1-4 only
+    python -m bench.gpu_check --part compile-cache --out bench/reports  # step 5 only
     python -m bench.gpu_check --smoke --out /tmp/check  # CPU, tiny weights: the harness only (CI)
 
 1. Setup: seconds to READY, and the GPU memory the worker holds once every tier is resident,
@@ -20,7 +23,8 @@ float16 (the default on a GPU). bench/gpu_check.sh runs it after the benchmark.
    first boot to the second. Per boot: seconds to READY, the first prediction (where the first boot
    compiles), a second one, and the graphs compiled and taken from the cache, as setup logs them.
 
-Writes OUT/gpu_check.json and OUT/gpu_check.md (with date and machine) and prints a summary.
+Writes steps 1-4 to OUT/gpu_check.json and gpu_check.md, step 5 to OUT/compile_cache.json and
+compile_cache.md (each with date and machine), and prints their summaries.
 """
 
 from __future__ import annotations
@@ -316,6 +320,39 @@ def summary_lines(results: dict) -> list[str]:
     ]
 
 
+PARTS = ("server", "compile-cache")
+
+
+def write_report(out: Path, name: str, results: dict, smoke: bool, body: list[str]) -> None:
+    """OUT/NAME.json and OUT/NAME.md, dated, with the machine, and the summary printed."""
+    where = (
+        torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
+    )
+    results = dict(
+        results,
+        date=datetime.date.today().isoformat(),
+        smoke=smoke,
+        machine=f"{where}, torch {torch.__version__}, CUDA {torch.version.cuda}, {platform.node()}",
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=1))
+    title = "GPU check" if name == "gpu_check" else "Compile cache"
+    lines = [
+        f"# {title}, {results['date']}: {results['machine']}",
+        "",
+        "CPU smoke run on tiny random weights: checks the harness, says nothing about a GPU."
+        if smoke
+        else (
+            "Through Cog's server on the full-size random weights, float16 (tier 4 in "
+            "bfloat16, its VAE in float32; `bash bench/gpu_check.sh`)."
+        ),
+        "",
+        *body,
+    ]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -325,12 +362,21 @@ def main() -> None:
         "with --smoke, tiny weights to use instead of writing new ones",
     )
     parser.add_argument(
-        "--out", type=Path, required=True, help="folder for gpu_check.json and gpu_check.md"
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for gpu_check.json and .md (steps 1-4), compile_cache.json and .md (step 5)",
     )
     parser.add_argument(
         "--smoke", action="store_true", help="CPU, tiny weights, tiny sizes: the harness only"
     )
+    parser.add_argument(
+        "--part",
+        choices=PARTS,
+        help="only steps 1-4 (server) or only step 5 (compile-cache); default: both",
+    )
     args = parser.parse_args()
+    parts = [args.part] if args.part else list(PARTS)
     scratch = tempfile.TemporaryDirectory(
         prefix="gpu-check-weights-"
     )  # the smoke run's tiny weights
@@ -352,39 +398,20 @@ def main() -> None:
     plan = PLANS["smoke" if args.smoke else "gpu"]
     logs = Path(tempfile.gettempdir())
     with scratch:
-        results = check(weights_dir, logs / "gpu-check-server.log", plan)
-        if args.smoke:  # the boots write a compile cache: never into weights others read
-            copy = Path(scratch.name) / "compile-boots-weights"
-            shutil.copytree(weights_dir, copy)
-            weights_dir = copy
-        else:  # the count is the full-size models': nothing to compare tiny ones to
-            results["weights_counted_gib"] = counted_weights_gib()
-        results["compile_cache"] = compile_boots(weights_dir, logs, plan["compile"])
-    where = (
-        torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
-    )
-    results.update(
-        date=datetime.date.today().isoformat(),
-        smoke=args.smoke,
-        machine=f"{where}, torch {torch.__version__}, CUDA {torch.version.cuda}, {platform.node()}",
-    )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_check.json").write_text(json.dumps(results, indent=1))
-    lines = [
-        f"# GPU check, {results['date']}: {results['machine']}",
-        "",
-        "CPU smoke run on tiny random weights: checks the harness, says nothing about a GPU."
-        if args.smoke
-        else (
-            "Through Cog's server on the full-size random weights, float16 (tier 4 in "
-            "bfloat16, its VAE in float32; `bash bench/gpu_check.sh`)."
-        ),
-        "",
-        *summary_lines(results),
-        *compile_lines(results["compile_cache"]),
-    ]
-    (args.out / "gpu_check.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        if "server" in parts:
+            results = check(weights_dir, logs / "gpu-check-server.log", plan)
+            if not args.smoke:  # the count is the full-size models': no tiny ones to compare
+                results["weights_counted_gib"] = counted_weights_gib()
+            write_report(args.out, "gpu_check", results, args.smoke, summary_lines(results))
+        if "compile-cache" in parts:
+            if args.smoke:  # the boots write a compile cache: never into weights others read
+                copy = Path(scratch.name) / "compile-boots-weights"
+                shutil.copytree(weights_dir, copy)
+                weights_dir = copy
+            boots = compile_boots(weights_dir, logs, plan["compile"])
+            write_report(
+                args.out, "compile_cache", {"boots": boots}, args.smoke, compile_lines(boots)
+            )
 
 
 if __name__ == "__main__":

@@ -5,15 +5,19 @@
     # CPU: tiny weights, tiny sizes (CI); COMPILE only with --with-compile
     python -m bench.lever_matrix --smoke --out DIR
 
-Each variant loads its tier alone through `load_tiers` with its levers (pipelines/levers.py,
-docs/SPEED.md), runs one warm-up (with COMPILE=1 it includes compiling) and one timed run of the
-same request and seed, and is freed before the next loads. Per variant: warm-up and timed seconds,
-eager's seconds over the variant's, the frames' largest difference from eager's (frames in
-[0, 1]), peak GPU memory (CUDA only, loading included), the graphs inductor compiled or took
-from its cache, and what the levers logged (one that cannot apply says so). It writes
-lever_matrix.json and lever_matrix.md (dated, with the machine) to --out after every variant, so a
-run cut off by a time limit keeps what it measured, and prints the ratios and the defaults the
-figures support.
+Each tier is loaded alone once, through `load_tiers` with no lever. Each variant puts its levers on
+those models as setup would (`lever_targets`, pipelines/tiers.py), runs the same request and seed,
+and takes them off again (`remove_levers`, pipelines/levers.py; tests/test_levers.py holds both to
+the frames of a tier loaded with the levers and without, exactly), so a tier costs one load, not
+one per variant. Compiled blocks cannot be taken off: a compiling variant is the last on its load,
+and a second one loads the tier again. Eager runs a warm-up first (cold models), and a compiling
+variant one that compiles; a variant without COMPILE runs once, on the models eager warmed. Per
+variant: warm-up and timed seconds, eager's seconds over the variant's, the frames' largest
+difference from eager's (frames in [0, 1]), peak GPU memory (CUDA only; the tier's models
+included, and eager's load), the graphs inductor compiled or took from its cache, and what the
+levers logged (one that cannot apply says so). It writes lever_matrix.json and lever_matrix.md
+(dated, with the machine) to --out after every variant, so a run cut off by a time limit keeps
+what it measured, and prints the ratios and the defaults the figures support.
 
 On a GPU the request is each tier's production defaults with `--steps` denoising steps (2 unless
 told), tier 4 at 41 frames (GPU_SIZES says why), so every time is one video at that step count, not
@@ -21,14 +25,15 @@ at the defaults' 25 or 50. The tiers run one after the other, each with its comp
 last. On a GPU COMPILE runs only with every other lever, beside "all together but COMPILE" (one
 compile per tier; `--compile-alone` adds COMPILE=1 alone, one more compile per tier).
 
-Run time on one H100, an estimate: the program has not run on a GPU. Per tier, six variants, each a
-load from the page cache, a warm-up and a timed video, one of them compiling. Tier 2: loads of
-about 5 s, videos of about 0.5 s, a regional compile of 30-60 s: 1 to 1.5 minutes. Tier 3: loads of
-about 8 s, videos of about 3 s (SDXL keyframe, SVD clip and its decode), SDXL's and SVD's blocks
-compiled, about 70 s: 2.5 minutes. Tier 4: loads of about 15 s (34 GB), videos of about 6 s (two
-steps over 9,680 tokens and the decode of 41 frames), a compile of about 40 s: 3.5 minutes. In all
-about 7.5 minutes, run as `bash bench/gpu_check.sh levers`. `--compile-mode default` leaves out
-max-autotune's autotuning, which alone can take minutes.
+Run time on one H100, an estimate: the program has not run on a GPU. Per tier, one load from the
+page cache, eager's warm-up and timed video, one video for each of the four variants without
+COMPILE, then "all together": a compile and a timed video. Tier 2: a load of about 5 s, videos of
+about 0.5 s, a regional compile of 30-60 s: about 1 minute. Tier 3: a load of about 8 s, videos of
+about 3 s (SDXL keyframe, SVD clip and its decode), SDXL's and SVD's blocks compiled, about 70 s:
+1.7 minutes. Tier 4: a load of about 15 s (34 GB), videos of about 6 s (two steps over 9,680 tokens
+and the decode of 41 frames), a compile of about 40 s: 1.6 minutes. In all about 4.3 minutes, run
+as `bash bench/gpu_check.sh levers` (a load per variant made it 7.5). `--compile-mode default`
+leaves out max-autotune's autotuning, which alone can take minutes.
 
 In --smoke mode (CPU, float32, tiny weights, benchmark.py's SMOKE_SIZES) COMPILE is left out
 unless `--with-compile`: inductor's C++ compiles on a CPU take longer than the rest of the smoke
@@ -65,7 +70,7 @@ from pipelines.common import Device, pick_device
 from pipelines.inputs import TIERS, VideoRequest, resolve_request
 from pipelines.levers import COMPILE_MODES, Levers, compile_counts
 from pipelines.progress import Progress
-from pipelines.tiers import Tier, load_tiers
+from pipelines.tiers import Tier, lever_targets, load_tiers
 from scripts import REPO
 from scripts.make_tiny_weights import make_tiny_weights
 
@@ -129,46 +134,99 @@ def generate(tier: Tier, request: VideoRequest) -> np.ndarray:
     return tier.generate(request, Progress(tier.progress_units(request), stream=io.StringIO()))
 
 
-def measure(
-    weights_dir: Path, device: Device, tier_number: int, request: VideoRequest, levers: Levers
-) -> tuple[dict, np.ndarray]:
-    """One variant: its tier loaded alone, a warm-up and a timed run, then its models freed."""
+def load_eager(weights_dir: Path, device: Device, number: int) -> tuple[Tier, float]:
+    """Tier `number` alone with no lever, and its load's seconds."""
     free_memory(device)
     if device.is_gpu:
         torch.cuda.reset_peak_memory_stats()
-    # Each compiling variant compiles its own graphs, not the previous variant's guards.
-    torch._dynamo.reset()
-    compiled_before, cached_before = compile_counts()
     setup_output = io.StringIO()
     with contextlib.redirect_stdout(setup_output):
         load_seconds, loaded = timed(
-            lambda: load_tiers(weights_dir, device, tiers=(tier_number,), levers=levers), device
+            lambda: load_tiers(weights_dir, device, tiers=(number,), levers=Levers()), device
         )
     sys.stdout.write(setup_output.getvalue())  # setup's log stays in the run's output
-    tier = loaded.pop(tier_number)
-    del loaded
+    return loaded.pop(number), load_seconds
+
+
+def measure(
+    tier: Tier, number: int, request: VideoRequest, device: Device, levers: Levers, warm_up: bool
+) -> tuple[dict, np.ndarray]:
+    """One variant on a loaded tier: its levers applied as setup applies them (the same
+    LeverTargets), a warm-up if `warm_up`, a timed run, and every lever but COMPILE removed again,
+    so the next variant starts from the same eager models."""
+    if levers.compile:
+        torch._dynamo.reset()  # it compiles its own graphs, not an earlier variant's guards
+    if device.is_gpu:
+        torch.cuda.reset_peak_memory_stats()
+    compiled_before, cached_before = compile_counts()
+    targets = lever_targets(number, tier)
+    applied = io.StringIO()
+    with contextlib.redirect_stdout(applied):
+        for target in targets:
+            target.apply(levers)
+    sys.stdout.write(applied.getvalue())
     one_video = functools.partial(generate, tier, request)
-    warm_up_seconds, _ = timed(one_video, device)
+    warm_up_seconds = timed(one_video, device)[0] if warm_up else None
     seconds, frames = timed(one_video, device)
     compiled, cached = compile_counts()
+    if not levers.compile:
+        for target in targets:
+            target.remove()
     row = dict(
         levers=asdict(levers),
-        load_seconds=load_seconds,
         warm_up_seconds=warm_up_seconds,
         seconds=seconds,
         peak_gpu_gib=torch.cuda.max_memory_allocated() / 2**30 if device.is_gpu else None,
         graphs_compiled=compiled - compiled_before,
         graphs_from_cache=cached - cached_before,
         lever_log=[
-            line
-            for line in setup_output.getvalue().splitlines()
-            if line.startswith(LEVER_LOG_PREFIXES)
+            line for line in applied.getvalue().splitlines() if line.startswith(LEVER_LOG_PREFIXES)
         ],
         frames_finite=bool(np.isfinite(frames).all()),
     )
-    del tier, one_video
-    free_memory(device)
     return row, frames
+
+
+def measure_tier(
+    weights_dir: Path,
+    device: Device,
+    number: int,
+    request: VideoRequest,
+    matrix: dict[str, Levers],
+    measured: dict,
+    write,
+) -> None:
+    """Every variant of one tier into `measured`, calling `write` after each. The tier is loaded
+    once for eager and every variant that does not compile, each applied and removed in turn;
+    compiled blocks cannot be removed, so a compiling variant is the last use of its load."""
+    loaded: Tier | None = None
+    eager_frames = None
+    for _, name in run_order((number,), matrix):
+        print(f"tier {number}: {name}", flush=True)
+        levers = matrix[name]
+        load_seconds = None
+        if loaded is None:
+            loaded, load_seconds = load_eager(weights_dir, device, number)
+        # Eager's first video runs on cold models, a compiling variant's compiles: each is timed
+        # again after its warm-up. A lever without COMPILE runs on models eager has warmed.
+        row, frames = measure(
+            loaded, number, request, device, levers, warm_up=name == EAGER or levers.compile
+        )
+        row["load_seconds"] = load_seconds
+        if levers.compile:
+            loaded = None
+            free_memory(device)
+        if name == EAGER:
+            eager_frames = frames
+        eager = measured["variants"].get(EAGER, row)
+        row["eager_over_variant"] = eager["seconds"] / row["seconds"]
+        row["max_abs_error"] = float(np.abs(frames - eager_frames).max())
+        row["verdict"] = verdict(name, row)
+        measured["variants"][name] = row
+        del frames
+        write()
+    del loaded
+    free_memory(device)
 
 
 def verdict(name: str, row: dict) -> str:
@@ -213,20 +271,21 @@ def lever_matrix(
         },
         "planned": [f"tier {tier}: {name}" for tier, name in run_order(tiers, matrix)],
     }
-    eager_frames: dict[int, np.ndarray] = {}
-    for tier, name in run_order(tiers, matrix):
-        print(f"tier {tier}: {name}", flush=True)
-        row, frames = measure(weights_dir, device, tier, requests[tier], matrix[name])
-        if name == EAGER:
-            eager_frames[tier] = frames
-        eager = results["tiers"][tier]["variants"].get(EAGER, row)
-        row["eager_over_variant"] = eager["seconds"] / row["seconds"]
-        row["max_abs_error"] = float(np.abs(frames - eager_frames[tier]).max())
-        row["verdict"] = verdict(name, row)
-        results["tiers"][tier]["variants"][name] = row
-        del frames
-        write(results)
+    for tier in tiers:
+        measure_tier(
+            weights_dir,
+            device,
+            tier,
+            requests[tier],
+            matrix,
+            results["tiers"][tier],
+            lambda: write(results),
+        )
     return results
+
+
+def seconds_text(seconds: float | None, digits: int) -> str:
+    return "—" if seconds is None else f"{seconds:.{digits}f}"
 
 
 def write_results(out: Path, results: dict, device: Device, smoke: bool) -> None:
@@ -250,8 +309,12 @@ def write_results(out: Path, results: dict, device: Device, smoke: bool) -> None
         "seconds are one video at that step count.",
         "",
         f"A lever is supported when eager / variant > {SUPPORT_SPEED_UP} with max abs error "
-        f"< {SUPPORT_ERROR:g} (frames in [0, 1]). Warm-up is the first run (with COMPILE=1 it "
-        "includes compiling); timed is the run after it.",
+        f"< {SUPPORT_ERROR:g} (frames in [0, 1]). Each tier is loaded once for eager and the "
+        "variants without COMPILE, each lever applied to the loaded models and removed after "
+        "(load s: —); a compiling variant loads it afresh where an earlier one compiled. "
+        "Warm-up is the first run of eager (cold models) and of a compiling variant (it "
+        "compiles); timed is the run after it. A variant without COMPILE runs once, on models "
+        "eager warmed. Peak GPU memory includes the tier's models.",
         "",
         "| tier | settings | variant | load s | warm-up s | timed s | eager / variant "
         "| max abs err | peak GPU GiB | graphs compiled / from cache | levers logged | verdict |",
@@ -262,8 +325,9 @@ def write_results(out: Path, results: dict, device: Device, smoke: bool) -> None
             gib = f"{r['peak_gpu_gib']:.1f}" if r["peak_gpu_gib"] is not None else "—"
             logged = "; ".join(r["lever_log"]).replace("|", "/") or "—"
             lines.append(
-                f"| {tier} | {measured['settings']} | {name} | {r['load_seconds']:.1f} "
-                f"| {r['warm_up_seconds']:.2f} | {r['seconds']:.2f} "
+                f"| {tier} | {measured['settings']} | {name} "
+                f"| {seconds_text(r['load_seconds'], 1)} "
+                f"| {seconds_text(r['warm_up_seconds'], 2)} | {r['seconds']:.2f} "
                 f"| {r['eager_over_variant']:.2f}× | {r['max_abs_error']:.2g} | {gib} "
                 f"| {r['graphs_compiled']} / {r['graphs_from_cache']} | {logged} "
                 f"| {r['verdict']} |"

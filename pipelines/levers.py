@@ -138,14 +138,14 @@ def fuse_qkv(module: torch.nn.Module, log: Log) -> None:
     fuse = getattr(module, "fuse_qkv_projections", None)
     if fuse is not None:
         fuse()
-        return
-    attentions = [
-        layer for layer in module.modules() if callable(getattr(layer, "fuse_projections", None))
-    ]
-    if not attentions:
+    else:
+        for layer in module.modules():
+            if callable(getattr(layer, "fuse_projections", None)):
+                layer.fuse_projections()
+    # A model-wide fuse_qkv_projections can fuse nothing: diffusers' mixin fuses only its newer
+    # attention classes, and SVD's UNet and VAE hold the older `Attention` alone.
+    if not any(getattr(layer, "fused_projections", False) for layer in module.modules()):
         log(f"FUSE_QKV: {type(module).__name__} has no fused projections in diffusers; not applied")
-    for attention in attentions:
-        attention.fuse_projections()
 
 
 def set_sdpa_backend(module: torch.nn.Module, backend: str) -> None:
@@ -161,7 +161,31 @@ def set_sdpa_backend(module: torch.nn.Module, backend: str) -> None:
         with sdpa_kernel(order, set_priority=True):
             return forward(*args, **kwargs)
 
+    forward_with_backend.sdpa_order = order  # how remove_levers knows the wrapper for ours
     module.forward = forward_with_backend
+
+
+def remove_levers(denoiser: torch.nn.Module, vaes: Iterable[torch.nn.Module]) -> None:
+    """Undo every lever but COMPILE on a loaded model, back to the frames of one loaded without
+    them: the lever matrix (bench/lever_matrix.py) measures each lever on one load of a tier
+    instead of loading it again per lever. Compiled blocks cannot be undone."""
+    if hasattr(denoiser.forward, "sdpa_order"):
+        del denoiser.forward  # the instance's wrapper; the class's forward shows through again
+    for module in (denoiser, *vaes):
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.to(memory_format=torch.contiguous_format)
+        fused = [layer for layer in module.modules() if getattr(layer, "fused_projections", False)]
+        if not fused:
+            continue  # (an unfused model's unfuse_qkv_projections fails)
+        unfuse = getattr(module, "unfuse_qkv_projections", None)
+        if unfuse is not None:
+            unfuse()  # the older models put back their processors but keep the fused copies
+        for layer in fused:
+            for name in ("to_qkv", "to_kv", "to_added_qkv", "to_added_kv"):
+                if hasattr(layer, name):
+                    delattr(layer, name)
+            layer.fused_projections = False
 
 
 def compile_repeated_blocks(module: torch.nn.Module, mode: str, log: Log) -> int:

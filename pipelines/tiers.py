@@ -7,16 +7,18 @@ models shared the same way.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import torch
 from transformers import CLIPTokenizer
 
 from pipelines.common import Device
 from pipelines.images import FrameCheck
 from pipelines.inputs import TIERS, VideoRequest
-from pipelines.levers import Levers, apply_levers
+from pipelines.levers import Levers, apply_levers, remove_levers
 from pipelines.progress import Progress
 from pipelines.tier2 import TextToVideo
 from pipelines.tier3 import KeyframeToVideo
@@ -52,43 +54,81 @@ def load_tiers(
     loaded: dict[int, Tier] = {}
     if 2 in tiers:
         loaded[2] = TextToVideo.load(weights_dir, device)
-        animatediff = loaded[2].pipeline
-        apply_levers(
-            levers,
-            animatediff.unet,
-            [animatediff.vae],
-            # Without CUDA graphs: draft mode swaps motion modules and camera-move LoRAs in and out.
-            compile_mode="max-autotune-no-cudagraphs",
-            fuse_denoiser="draft mode swaps in motion modules and LoRAs that need q, k and v apart",
-        )
     if 3 in tiers:
         # Tier 2's CLIP ViT-L text encoder also serves SDXL when its weights are identical.
         clip_l = loaded[2].pipeline.text_encoder if 2 in loaded else None
         loaded[3] = KeyframeToVideo.load(weights_dir, device, clip_l=clip_l)
-        keyframe, animation = loaded[3].keyframe_pipeline, loaded[3].animation_pipeline
-        # The modes of diffusers' published records: SDXL with max-autotune (its
-        # tutorials/fast_diffusion.md), SVD with reduce-overhead (its SVD pipeline docs).
-        apply_levers(levers, keyframe.unet, [keyframe.vae], compile_mode="max-autotune")
-        apply_levers(levers, animation.unet, [animation.vae], compile_mode="reduce-overhead")
     if 4 in tiers:
         loaded[4] = WanTextImageToVideo.load(weights_dir, device)
-        wan = loaded[4]
+    for number, tier in loaded.items():
+        for target in lever_targets(number, tier):
+            target.apply(levers)
+    return loaded
+
+
+@dataclass(frozen=True)
+class LeverTarget:
+    """One denoiser of a tier and the VAEs that decode its latents, with how the levers apply to
+    them (pipelines/levers.py's apply_levers)."""
+
+    denoiser: torch.nn.Module
+    vaes: tuple[torch.nn.Module, ...]
+    compile_mode: str
+    fuse_denoiser: str | None = None  # why its q, k and v must stay apart; None: fuse them
+    label: str = ""
+
+    def apply(self, levers: Levers) -> None:
+        apply_levers(
+            levers,
+            self.denoiser,
+            self.vaes,
+            compile_mode=self.compile_mode,
+            fuse_denoiser=self.fuse_denoiser,
+            label=self.label,
+        )
+
+    def remove(self) -> None:
+        """Every lever but COMPILE taken off again (pipelines/levers.py's remove_levers)."""
+        remove_levers(self.denoiser, self.vaes)
+
+
+def lever_targets(number: int, tier: Tier) -> list[LeverTarget]:
+    """What the levers reach in tier `number`: what load_tiers applies them to, and what the lever
+    matrix (bench/lever_matrix.py) applies them to and removes again on one load."""
+    if number == 2:
+        animatediff = tier.pipeline
+        return [
+            LeverTarget(
+                animatediff.unet,
+                (animatediff.vae,),
+                # No CUDA graphs: draft mode swaps motion modules and camera-move LoRAs in and out.
+                compile_mode="max-autotune-no-cudagraphs",
+                fuse_denoiser="draft mode swaps in motion modules and LoRAs that need q, k and v "
+                "apart",
+            )
+        ]
+    if number == 3:
+        keyframe, animation = tier.keyframe_pipeline, tier.animation_pipeline
+        # The modes of diffusers' published records: SDXL with max-autotune (its
+        # tutorials/fast_diffusion.md), SVD with reduce-overhead (its SVD pipeline docs).
+        return [
+            LeverTarget(keyframe.unet, (keyframe.vae,), compile_mode="max-autotune"),
+            LeverTarget(animation.unet, (animation.vae,), compile_mode="reduce-overhead"),
+        ]
+    if number == 4:
         # Both pipelines hold the same transformer and VAE, so levers applied once reach both. No
         # CUDA graphs: the image and text paths and the draft call the transformers at other shapes.
-        apply_levers(
-            levers,
-            wan.text_pipeline.transformer,
-            [wan.text_pipeline.vae],
-            compile_mode="max-autotune-no-cudagraphs",
-        )
-        apply_levers(
-            levers,
-            wan.draft_transformer,
-            [],
-            compile_mode="max-autotune-no-cudagraphs",
-            label="tier 4's draft",
-        )
-    return loaded
+        text = tier.text_pipeline
+        return [
+            LeverTarget(text.transformer, (text.vae,), compile_mode="max-autotune-no-cudagraphs"),
+            LeverTarget(
+                tier.draft_transformer,
+                (),
+                compile_mode="max-autotune-no-cudagraphs",
+                label="tier 4's draft",
+            ),
+        ]
+    raise ValueError(f"no tier {number}; the tiers are {TIERS}")
 
 
 def load_clip_tokenizer(weights_dir: Path) -> CLIPTokenizer:

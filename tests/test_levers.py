@@ -11,13 +11,14 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 import predict
 from pipelines.common import pick_device
 from pipelines.inputs import resolve_request
 from pipelines.levers import COMPILE_CACHE_DIR, LeverError, Levers, logged_compile_counts
 from pipelines.progress import Progress
-from pipelines.tiers import load_tiers
+from pipelines.tiers import lever_targets, load_tiers
 from scripts.cog_server import CogServer, decode_data_uri
 from tests.support.video_facts import read_video
 
@@ -118,6 +119,10 @@ def test_every_lever_together_keeps_every_tiers_frames_and_says_once_what_does_n
     assert setup_log.count("FUSE_QKV: not applied to UNetMotionModel") == 1, setup_log
     # Wan's VAE has no model-wide fusion in diffusers, its transformers no 2-D convolutions.
     assert setup_log.count("FUSE_QKV: AutoencoderKLWan has no fused projections") == 1, setup_log
+    # SVD's UNet and VAE have diffusers' fuse_qkv_projections, which fuses none of their older
+    # attention layers: said, not claimed.
+    for name in ("UNetSpatioTemporalConditionModel", "AutoencoderKLTemporalDecoder"):
+        assert setup_log.count(f"FUSE_QKV: {name} has no fused projections") == 1, setup_log
     assert setup_log.count("CHANNELS_LAST: WanTransformer3DModel has no 2-D convolutions") == 2
     assert "(tier 4's draft)" in setup_log
     lines = setup_log.strip().splitlines()
@@ -125,6 +130,36 @@ def test_every_lever_together_keeps_every_tiers_frames_and_says_once_what_does_n
     # Nothing is said again at prediction time.
     frames_of(tiers, 4)
     assert "not applied" not in capsys.readouterr().out
+
+
+def test_levers_applied_to_loaded_models_act_as_at_setup_and_come_off_again(
+    tiny_weights_dir, eager
+):
+    """The lever matrix (bench/lever_matrix.py) measures each lever on one load of a tier: put on
+    the loaded models, the levers give the frames of a tier loaded with them, and taken off, the
+    eager frames and models again."""
+    device, levers = pick_device(), Levers(**EVERY_LEVER_BUT_COMPILE)
+    at_setup = load_tiers(tiny_weights_dir, device, levers=levers)
+    tiers = load_tiers(tiny_weights_dir, device)
+    for tier in REQUESTS:
+        targets = lever_targets(tier, tiers[tier])
+        models = [model for target in targets for model in (target.denoiser, *target.vaes)]
+        eager_keys = [sorted(model.state_dict()) for model in models]
+        for target in targets:
+            target.apply(levers)
+        assert any(sorted(m.state_dict()) != k for m, k in zip(models, eager_keys)), tier  # fused
+        np.testing.assert_array_equal(frames_of(tiers, tier), frames_of(at_setup, tier))
+        for target in targets:
+            target.remove()
+        np.testing.assert_array_equal(frames_of(tiers, tier), eager[tier], err_msg=f"tier {tier}")
+        assert [sorted(model.state_dict()) for model in models] == eager_keys, tier
+        for model in models:
+            assert "forward" not in vars(model), tier  # no SDPA wrapper left
+            assert all(
+                layer.weight.is_contiguous()
+                for layer in model.modules()
+                if isinstance(layer, torch.nn.Conv2d)
+            ), tier
 
 
 def mp4_frames(result: dict, tmp_path) -> np.ndarray:

@@ -43,8 +43,13 @@ def test_smoke_lever_matrix_has_a_row_per_variant_compared_with_eager(tmp_path):
         assert row["max_abs_error"] < TOLERANCE, f"{name}: {row['max_abs_error']}"
         ratio = row["eager_over_variant"]
         assert isinstance(ratio, float) and math.isfinite(ratio) and ratio > 0, name
-        assert row["seconds"] > 0 and row["warm_up_seconds"] > 0 and row["frames_finite"]
+        assert row["seconds"] > 0 and row["frames_finite"]
         assert row["peak_gpu_gib"] is None  # no CUDA
+    # One load of the tier for every variant: eager loads it and warms it up, each lever is
+    # applied to those models and removed after, running once.
+    assert rows["eager"]["load_seconds"] > 0 and rows["eager"]["warm_up_seconds"] > 0
+    for name in VARIANTS[1:]:
+        assert rows[name]["load_seconds"] is None and rows[name]["warm_up_seconds"] is None, name
     # Tier 2's UNet keeps q, k and v apart: the lever says so in the log it is recorded with.
     assert any("FUSE_QKV: not applied" in line for line in rows["FUSE_QKV=1"]["lever_log"])
     assert rows["eager"]["lever_log"] == []
