@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from bench import resident_memory
+from bench.resident_memory import GB
 from pipelines.inputs import TIERS
+from scripts import REPO
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +62,32 @@ def test_the_table_lists_every_model_and_every_total(rows):
         assert f"| **{label}** |" in text
     # Every tier the product serves is in the table.
     assert {row.tier for row in rows} >= set(TIERS)
+
+
+def test_the_publishers_table_holds_the_counts_of_this_program(rows):
+    """docs/PUBLISHING.md's "Which GPU" table is this program's, in shorter words: each model's
+    tier, precision, parameters and GB, and the totals, must be the ones it counts, so a change of
+    config or precision that is not copied there fails here."""
+    page = (REPO / "docs" / "PUBLISHING.md").read_text()
+    section = page.split("| tier | model | held in | parameters | GB |", 1)[1].split("\n\n", 1)[0]
+    cells = [
+        [cell.strip().strip("*") for cell in line.strip("|").split("|")]
+        for line in section.strip().splitlines()[1:]
+    ]
+    models = [(c[0], c[2], c[3], c[4]) for c in cells if c[0]]
+    assert models == [
+        (str(r.tier), r.dtype, f"{r.parameters / 1e6:,.1f} M", f"{r.bytes / GB:.2f}")
+        for r in rows
+        if not r.shared  # SDXL's first text encoder is tier 2's, held once
+    ]
+    totals = resident_memory.totals(rows)
+    two, three, four = (totals[resident_memory.TIER_NAMES[tier]] for tier in (2, 3, 4))
+    expected = {
+        "tiers 2 and 3": (two[0] + three[0], two[1] + three[1]),
+        "tier 4": four,
+        resident_memory.EVERY_TIER: totals[resident_memory.EVERY_TIER],
+    }
+    assert {c[1]: (c[3], c[4]) for c in cells if not c[0]} == {
+        label: (f"{parameters / 1e6:,.1f} M", f"{size / GB:.2f}")
+        for label, (parameters, size) in expected.items()
+    }
