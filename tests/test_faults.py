@@ -57,7 +57,15 @@ def runner(tiny_weights_dir, tmp_path_factory):
         patch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("outputs")))
         model = predict.Runner()
         model.setup()
-        yield model
+        # What setup made lives as long as the runner: set aside from the collector, so that each
+        # live_tensors() scans only what came after (a run's leftovers), not all of torch's and
+        # the models' objects again (half a second a call, twice a case).
+        gc.collect()
+        gc.freeze()
+        try:
+            yield model
+        finally:
+            gc.unfreeze()
 
 
 def output_dirs() -> set[str]:
@@ -150,7 +158,8 @@ def pipelines_of(runner):
 def live_tensors() -> tuple[int, int, int]:
     """How many tensor storages Python can still reach and their bytes, and on a GPU the bytes
     allocated there: what a failed prediction would go on holding. (Counts, not addresses: the
-    schedulers replace their own small tensors at each run.)"""
+    schedulers replace their own small tensors at each run.) Only objects made since the runner's
+    setup are scanned: the collector's view once `runner` froze setup's (gc.freeze)."""
     gc.collect()
     storages = {}
     for thing in gc.get_objects():
