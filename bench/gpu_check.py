@@ -323,8 +323,11 @@ def summary_lines(results: dict) -> list[str]:
 PARTS = ("server", "compile-cache")
 
 
-def write_report(out: Path, name: str, results: dict, smoke: bool, body: list[str]) -> None:
-    """OUT/NAME.json and OUT/NAME.md, dated, with the machine, and the summary printed."""
+def write_report(
+    out: Path, name: str, title: str, on_gpu: str, results: dict, smoke: bool, body: list[str]
+) -> None:
+    """OUT/NAME.json and OUT/NAME.md, dated, with the machine, and the summary printed; `on_gpu`
+    says what a GPU run ran on."""
     where = (
         torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
     )
@@ -336,16 +339,12 @@ def write_report(out: Path, name: str, results: dict, smoke: bool, body: list[st
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=1))
-    title = "GPU check" if name == "gpu_check" else "Compile cache"
     lines = [
         f"# {title}, {results['date']}: {results['machine']}",
         "",
         "CPU smoke run on tiny random weights: checks the harness, says nothing about a GPU."
         if smoke
-        else (
-            "Through Cog's server on the full-size random weights, float16 (tier 4 in "
-            "bfloat16, its VAE in float32; `bash bench/gpu_check.sh`)."
-        ),
+        else on_gpu,
         "",
         *body,
     ]
@@ -402,15 +401,37 @@ def main() -> None:
             results = check(weights_dir, logs / "gpu-check-server.log", plan)
             if not args.smoke:  # the count is the full-size models': no tiny ones to compare
                 results["weights_counted_gib"] = counted_weights_gib()
-            write_report(args.out, "gpu_check", results, args.smoke, summary_lines(results))
+            on_gpu = (
+                "Through Cog's server on the full-size random weights, float16 (tier 4 in "
+                "bfloat16, its VAE in float32; `bash bench/gpu_check.sh`)."
+            )
+            write_report(
+                args.out,
+                "gpu_check",
+                "GPU check",
+                on_gpu,
+                results,
+                args.smoke,
+                summary_lines(results),
+            )
         if "compile-cache" in parts:
             if args.smoke:  # the boots write a compile cache: never into weights others read
                 copy = Path(scratch.name) / "compile-boots-weights"
                 shutil.copytree(weights_dir, copy)
                 weights_dir = copy
             boots = compile_boots(weights_dir, logs, plan["compile"])
+            on_gpu = (
+                "Tier 2 alone through Cog's server on the full-size random weights, float16, "
+                "COMPILE=1 with COMPILE_MODE=default (`bash bench/gpu_check.sh levers`)."
+            )
             write_report(
-                args.out, "compile_cache", {"boots": boots}, args.smoke, compile_lines(boots)
+                args.out,
+                "compile_cache",
+                "Compile cache",
+                on_gpu,
+                {"boots": boots},
+                args.smoke,
+                compile_lines(boots),
             )
 
 

@@ -13,8 +13,8 @@ one per variant. Compiled blocks cannot be taken off: a compiling variant is the
 and a second one loads the tier again. Eager runs a warm-up first (cold models), and a compiling
 variant one that compiles; a variant without COMPILE runs once, on the models eager warmed. Per
 variant: warm-up and timed seconds, eager's seconds over the variant's, the frames' largest
-difference from eager's (frames in [0, 1]), peak GPU memory (CUDA only; the tier's models
-included, and eager's load), the graphs inductor compiled or took from its cache, and what the
+difference from eager's (frames in [0, 1]), peak GPU memory over its runs (CUDA only; the tier's
+models included), the graphs inductor compiled or took from its cache, and what the
 levers logged (one that cannot apply says so). It writes lever_matrix.json and lever_matrix.md
 (dated, with the machine) to --out after every variant, so a run cut off by a time limit keeps
 what it measured, and prints the ratios and the defaults the figures support.
@@ -140,8 +140,6 @@ def generate(tier: Tier, request: VideoRequest) -> np.ndarray:
 def load_eager(weights_dir: Path, device: Device, number: int) -> tuple[Tier, float]:
     """Tier `number` alone with no lever, and its load's seconds."""
     free_memory(device)
-    if device.is_gpu:
-        torch.cuda.reset_peak_memory_stats()
     setup_output = io.StringIO()
     with contextlib.redirect_stdout(setup_output):
         load_seconds, loaded = timed(
