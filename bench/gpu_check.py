@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import shutil
 import sys
 import tempfile
@@ -42,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.benchmark import machine
+from pipelines.common import pick_device
 from pipelines.levers import COMPILE_CACHE_DIR, logged_compile_counts
 from scripts import REPO
 from scripts.cog_server import CogServer, decode_data_uri
@@ -326,16 +327,13 @@ PARTS = ("server", "compile-cache")
 def write_report(
     out: Path, name: str, title: str, on_gpu: str, results: dict, smoke: bool, body: list[str]
 ) -> None:
-    """OUT/NAME.json and OUT/NAME.md, dated, with the machine, and the summary printed; `on_gpu`
-    says what a GPU run ran on."""
-    where = (
-        torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.machine()})"
-    )
+    """OUT/NAME.json and OUT/NAME.md, dated, with the machine (as the benchmark names it), and the
+    summary printed; `on_gpu` says what a GPU run ran on."""
     results = dict(
         results,
         date=datetime.date.today().isoformat(),
         smoke=smoke,
-        machine=f"{where}, torch {torch.__version__}, CUDA {torch.version.cuda}, {platform.node()}",
+        machine=machine(pick_device()),
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=1))

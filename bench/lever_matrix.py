@@ -138,14 +138,11 @@ def generate(tier: Tier, request: VideoRequest) -> np.ndarray:
 
 
 def load_eager(weights_dir: Path, device: Device, number: int) -> tuple[Tier, float]:
-    """Tier `number` alone with no lever, and its load's seconds."""
-    free_memory(device)
-    setup_output = io.StringIO()
-    with contextlib.redirect_stdout(setup_output):
-        load_seconds, loaded = timed(
-            lambda: load_tiers(weights_dir, device, tiers=(number,), levers=Levers()), device
-        )
-    sys.stdout.write(setup_output.getvalue())  # setup's log stays in the run's output
+    """Tier `number` alone with no lever, and its load's seconds. (measure_tier has freed the
+    tier before it.)"""
+    load_seconds, loaded = timed(
+        lambda: load_tiers(weights_dir, device, tiers=(number,), levers=Levers()), device
+    )
     return loaded.pop(number), load_seconds
 
 

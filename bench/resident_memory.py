@@ -20,6 +20,7 @@ Those activations need a GPU to measure (`bash bench/gpu_check.sh` reports peak 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -95,8 +96,9 @@ def resident_models() -> dict[str, dict[str, torch.nn.Module]]:
     wan = Device(HALF.torch_device, wan_dtype(HALF))
     models["wan"] = build_tier4_models(wan)
     models["wan"]["vae"] = models["wan"]["vae"].to(VAE_DTYPE)
-    # FastWan 2.2 is a fine-tune of the same transformer (bench/model_configs.json's note).
-    models["fastwan"] = {"transformer": build_tier4_models(wan)["transformer"]}
+    # FastWan 2.2 is a fine-tune of the same transformer (bench/model_configs.json's note): a copy
+    # of its architecture, a second resident module.
+    models["fastwan"] = {"transformer": copy.deepcopy(models["wan"]["transformer"])}
     return models
 
 
